@@ -1,0 +1,28 @@
+# The two commands of the README: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: run test install clean
+
+install: $(INSTALLED)
+
+$(INSTALLED): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(INSTALLED)
+
+# Web server, Celery worker and beat on SQLite and the filesystem broker; Ctrl-C stops all.
+run: $(INSTALLED)
+	scripts/run.sh
+
+# The whole suite on PostgreSQL and Redis; throwaway servers are started when none answer.
+test: $(INSTALLED)
+	SECRET_KEY=test-only-not-secret REQUIRE_POSTGRES=1 \
+		scripts/with_test_services.sh $(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) var staticfiles .pytest_cache .hypothesis

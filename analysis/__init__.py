@@ -1,0 +1,1 @@
+"""Pure-Python statistics for the experimentation platform: power, tests, checks and decisions."""

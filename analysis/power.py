@@ -1,0 +1,260 @@
+"""Sample size and minimum detectable effect planning for A/B and champion/challenger designs."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from statsmodels.stats.power import NormalIndPower, TTestIndPower, TTestPower
+from statsmodels.stats.proportion import proportion_effectsize
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+from analysis.errors import AnalysisError
+
+DESIGNS = ("ab", "champion_challenger")
+METRIC_TYPES = ("binary", "continuous")
+ALTERNATIVES = ("two-sided", "one-sided")
+
+# A one-sided plan tests in the preferred direction with a positive planning effect,
+# which is statsmodels' "larger".
+_STATSMODELS_ALTERNATIVE = {"two-sided": "two-sided", "one-sided": "larger"}
+
+# statsmodels' root finder (brentq_expanding) stops within xtol = 1e-5 of a root, but it
+# can also return a bracket bound or a value where scipy's noncentral t returns nan (deep
+# lower tail of a two-sided t-test at alpha <= 0.005 and high power) and still report
+# success. An answer is accepted only if the target power lies between the powers at
+# answer -/+ this margin.
+_ROOT_MARGIN = 2e-5
+
+_MIN_GROUP_SIZE = 2
+
+
+def _finite(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise AnalysisError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _in_open_unit_interval(name: str, value: object) -> float:
+    number = _finite(name, value)
+    if not 0 < number < 1:
+        raise AnalysisError(f"{name} must be in (0, 1), got {number}")
+    return number
+
+
+def _positive(name: str, value: object) -> float:
+    number = _finite(name, value)
+    if number <= 0:
+        raise AnalysisError(f"{name} must be > 0, got {number}")
+    return number
+
+
+def _one_of(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise AnalysisError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _group_size(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise AnalysisError(f"{name} must be an integer, got {value!r}")
+    if value < _MIN_GROUP_SIZE:
+        raise AnalysisError(f"{name} must be at least {_MIN_GROUP_SIZE}, got {value}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class PowerPlan:
+    """The preregistered inputs of a power calculation, validated on construction.
+
+    `ratios` holds one entry per challenger: challenger weight / control weight. Every
+    challenger is tested against the control at `alpha / k` (Bonferroni over k challengers).
+    `baseline_mean` is the control rate p0 (required for an `ab` binary plan);
+    `baseline_sd` is the unit sd for `ab` continuous and the sd of the paired difference
+    for `champion_challenger` (required for both).
+    """
+
+    design: str
+    metric_type: str
+    alpha: float
+    power: float
+    alternative: str
+    ratios: tuple[float, ...]
+    baseline_mean: float | None = None
+    baseline_sd: float | None = None
+
+    def __post_init__(self) -> None:
+        _one_of("design", self.design, DESIGNS)
+        _one_of("metric_type", self.metric_type, METRIC_TYPES)
+        _one_of("alternative", self.alternative, ALTERNATIVES)
+        _in_open_unit_interval("alpha", self.alpha)
+        _in_open_unit_interval("power", self.power)
+        if not isinstance(self.ratios, (tuple, list)) or not self.ratios:
+            raise AnalysisError("ratios must be a non-empty sequence, one ratio per challenger")
+        ratios = tuple(_positive(f"ratios[{i}]", r) for i, r in enumerate(self.ratios))
+        object.__setattr__(self, "ratios", ratios)
+
+        if self.baseline_mean is not None:
+            if self.metric_type == "binary":
+                _in_open_unit_interval("baseline_mean", self.baseline_mean)
+            else:
+                _finite("baseline_mean", self.baseline_mean)
+        elif self.design == "ab" and self.metric_type == "binary":
+            raise AnalysisError("baseline_mean (the control rate) is required for an ab binary plan")
+
+        if self.baseline_sd is not None:
+            _positive("baseline_sd", self.baseline_sd)
+        elif self.design == "champion_challenger" or self.metric_type == "continuous":
+            raise AnalysisError(f"baseline_sd is required for a {self.design} {self.metric_type} plan")
+
+    @property
+    def per_comparison_alpha(self) -> float:
+        """The alpha each challenger is tested at: alpha / k (Bonferroni)."""
+        return self.alpha / len(self.ratios)
+
+
+@dataclass(frozen=True)
+class SampleSizes:
+    """Planned units per variant: the control (champion) and each challenger, in plan order.
+
+    For `champion_challenger` every number is the same: the count of scored pairs.
+    """
+
+    control: int
+    challengers: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        _group_size("control", self.control)
+        if not isinstance(self.challengers, (tuple, list)) or not self.challengers:
+            raise AnalysisError("challengers must be a non-empty sequence of sample sizes")
+        sizes = tuple(_group_size(f"challengers[{i}]", n) for i, n in enumerate(self.challengers))
+        object.__setattr__(self, "challengers", sizes)
+
+
+def sample_sizes(plan: PowerPlan, mde: float) -> SampleSizes:
+    """Units per variant needed to detect an absolute effect `mde` at the plan's power.
+
+    Each challenger i is solved at alpha/k with statsmodels (nobs1 = the control,
+    nobs2 = nobs1 * ratio_i), then:
+      control = ceil(max_i nobs1_i);  challenger i = ceil(max_i nobs1_i * ratio_i),
+    so the control and the binding challenger are exactly statsmodels' nobs1 and nobs2
+    rounded up, and every other challenger has at least its required power.
+
+    - ab binary: `NormalIndPower().solve_power(effect_size=h, nobs1=None, ...)` with Cohen's
+      h = 2 asin(sqrt(p0 + mde)) - 2 asin(sqrt(p0)) (`proportion_effectsize(p0 + mde, p0)`).
+    - ab continuous: `TTestIndPower().solve_power(effect_size=mde / baseline_sd, nobs1=None, ...)`.
+    - champion_challenger: `TTestPower().solve_power(effect_size=mde / baseline_sd, nobs=None, ...)`,
+      the paired t-test; ratios do not matter, every variant gets the same n pairs.
+    """
+    mde = _positive("mde", mde)
+    alpha = plan.per_comparison_alpha
+    alternative = _STATSMODELS_ALTERNATIVE[plan.alternative]
+    if plan.design == "champion_challenger":
+        pairs = math.ceil(
+            _solve(
+                TTestPower(), "nobs",
+                effect_size=mde / plan.baseline_sd, alpha=alpha, power=plan.power, alternative=alternative,
+            )
+        )
+        return SampleSizes(control=pairs, challengers=(pairs,) * len(plan.ratios))
+
+    effect_size = _ab_effect_size(plan, mde)
+    nobs1 = max(
+        _solve(
+            _ab_power_analysis(plan), "nobs1",
+            effect_size=effect_size, alpha=alpha, power=plan.power, ratio=ratio, alternative=alternative,
+        )
+        for ratio in plan.ratios
+    )
+    return SampleSizes(
+        control=math.ceil(nobs1),
+        challengers=tuple(math.ceil(nobs1 * ratio) for ratio in plan.ratios),
+    )
+
+
+def minimum_detectable_effect(plan: PowerPlan, control_sample_size: int) -> float:
+    """The smallest absolute effect (units of `mde`) detectable with n control units.
+
+    Challenger i has n * ratio_i units (for champion_challenger: n pairs); each is solved
+    at alpha/k with statsmodels' `solve_power(effect_size=None, ...)` and the largest
+    (worst) effect over the challengers is returned.
+
+    - ab binary: Cohen's h from `NormalIndPower`, converted back to a rate difference:
+      p1 = sin(asin(sqrt(p0)) + h / 2) ** 2, mde = p1 - p0 (the inverse of
+      `proportion_effectsize`); AnalysisError if p1 would reach 1.
+    - ab continuous: d from `TTestIndPower`, mde = d * baseline_sd.
+    - champion_challenger: d from `TTestPower` (nobs = n pairs), mde = d * baseline_sd.
+    """
+    n = _group_size("control_sample_size", control_sample_size)
+    alpha = plan.per_comparison_alpha
+    alternative = _STATSMODELS_ALTERNATIVE[plan.alternative]
+    if plan.design == "champion_challenger":
+        d = _solve(TTestPower(), "effect_size", nobs=n, alpha=alpha, power=plan.power, alternative=alternative)
+        return d * plan.baseline_sd
+
+    for i, ratio in enumerate(plan.ratios):
+        if n * ratio < _MIN_GROUP_SIZE:
+            raise AnalysisError(
+                f"challenger {i} would have {n * ratio:g} units (< {_MIN_GROUP_SIZE}) with {n} control units"
+            )
+    effect_size = max(
+        _solve(
+            _ab_power_analysis(plan), "effect_size",
+            nobs1=n, alpha=alpha, power=plan.power, ratio=ratio, alternative=alternative,
+        )
+        for ratio in plan.ratios
+    )
+    if plan.metric_type == "continuous":
+        return effect_size * plan.baseline_sd
+    return _rate_difference(plan.baseline_mean, effect_size)
+
+
+def _ab_power_analysis(plan: PowerPlan) -> NormalIndPower | TTestIndPower:
+    return NormalIndPower() if plan.metric_type == "binary" else TTestIndPower()
+
+
+def _ab_effect_size(plan: PowerPlan, mde: float) -> float:
+    if plan.metric_type == "continuous":
+        return mde / plan.baseline_sd
+    treated_rate = plan.baseline_mean + mde
+    if not treated_rate < 1:
+        raise AnalysisError(f"baseline_mean + mde must be in (0, 1), got {treated_rate}")
+    return float(proportion_effectsize(treated_rate, plan.baseline_mean))
+
+
+def _rate_difference(baseline_rate: float, cohens_h: float) -> float:
+    angle = math.asin(math.sqrt(baseline_rate)) + cohens_h / 2
+    if angle >= math.pi / 2:
+        raise AnalysisError(
+            f"no rate difference is detectable: baseline {baseline_rate} plus the detectable effect "
+            f"(Cohen's h = {cohens_h:.4g}) would reach a rate of 1"
+        )
+    return math.sin(angle) ** 2 - baseline_rate
+
+
+def _solve(analysis: NormalIndPower | TTestIndPower | TTestPower, unknown: str, **known: float | str) -> float:
+    target_power = known.pop("power")
+    with warnings.catch_warnings():
+        # The root finder probes invalid points (the sqrt of a negative n) on its way to a
+        # root; a failure is detected by the bracket check below, not by a warning.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        value = np.asarray(analysis.solve_power(**{unknown: None}, power=target_power, **known)).item()
+        if unknown == "effect_size" and known["alternative"] == "two-sided":
+            # Two-sided power is symmetric in the effect's sign, and statsmodels' fallback
+            # solver (fsolve) sometimes lands on the negative root.
+            value = abs(value)
+        below, above = (
+            np.asarray(analysis.power(**{unknown: value + step}, **known)).item()
+            for step in (-_ROOT_MARGIN, _ROOT_MARGIN)
+        )
+    if not below <= target_power <= above:
+        raise AnalysisError(
+            f"statsmodels {type(analysis).__name__}.solve_power found no {unknown} with power "
+            f"{target_power} for {known}: the plan is outside what it can solve (fewer than "
+            f"{_MIN_GROUP_SIZE} units would do, too few units for any effect, or a power too "
+            f"close to 1 for the per-comparison alpha)"
+        )
+    return value

@@ -1,0 +1,1 @@
+"""The experiments app: models, services, REST API, admin and Celery tasks."""

@@ -1,0 +1,100 @@
+"""REST endpoints for experiments: create, list, read, edit a draft, start and stop."""
+
+from django.http import Http404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from experiments.api.permissions import PersonHasPermission
+from experiments.api.serializers import ExperimentInputSerializer, ExperimentSerializer
+from experiments.models import Experiment
+from experiments.selectors import experiment_get
+from experiments.services.definition import experiment_create, experiment_update
+from experiments.services.lifecycle import experiment_start, experiment_stop
+
+VIEW = "experiments.view_experiment"
+ADD = "experiments.add_experiment"
+CHANGE = "experiments.change_experiment"
+RUN = "experiments.run_experiment"
+
+
+def get_experiment_or_404(key: str) -> Experiment:
+    try:
+        return experiment_get(key)
+    except Experiment.DoesNotExist:
+        raise Http404(f"No experiment with key {key!r}.")
+
+
+def render(experiment: Experiment, status_code: int = status.HTTP_200_OK) -> Response:
+    # Re-read so that the answer shows what is stored, variants included.
+    return Response(ExperimentSerializer(experiment_get(experiment.key)).data, status=status_code)
+
+
+class ExperimentListCreateApi(APIView):
+    """List experiments (viewers) and create a draft (experimenters)."""
+
+    permission_classes = [PersonHasPermission]
+    required_permissions = {"GET": VIEW, "POST": ADD}
+
+    @extend_schema(responses=ExperimentSerializer(many=True))
+    def get(self, request):
+        experiments = Experiment.objects.with_variants().order_by("-created_at")
+        return Response(ExperimentSerializer(experiments, many=True).data)
+
+    @extend_schema(request=ExperimentInputSerializer, responses={201: ExperimentSerializer})
+    def post(self, request):
+        serializer = ExperimentInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        experiment = experiment_create(actor=request.user, definition=serializer.validated_data)
+        return render(experiment, status.HTTP_201_CREATED)
+
+
+class ExperimentDetailApi(APIView):
+    """Read one experiment; PATCH edits a draft (only traffic_percent once running)."""
+
+    permission_classes = [PersonHasPermission]
+    required_permissions = {"GET": VIEW, "PATCH": CHANGE}
+
+    @extend_schema(responses=ExperimentSerializer)
+    def get(self, request, key: str):
+        return Response(ExperimentSerializer(get_experiment_or_404(key)).data)
+
+    @extend_schema(request=ExperimentInputSerializer, responses=ExperimentSerializer)
+    def patch(self, request, key: str):
+        experiment = get_experiment_or_404(key)
+        serializer = ExperimentInputSerializer(experiment, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        experiment = experiment_update(experiment=experiment, actor=request.user, changes=serializer.validated_data)
+        return render(experiment)
+
+
+class ExperimentStartApi(APIView):
+    """Freeze the protocol and start the test period."""
+
+    permission_classes = [PersonHasPermission]
+    required_permissions = {"POST": RUN}
+
+    @extend_schema(request=None, responses=ExperimentSerializer)
+    def post(self, request, key: str):
+        experiment = experiment_start(experiment=get_experiment_or_404(key), actor=request.user)
+        return render(experiment)
+
+
+class ExperimentStopApi(APIView):
+    """Abandon a running test, with a reason; it can never be promoted."""
+
+    permission_classes = [PersonHasPermission]
+    required_permissions = {"POST": RUN}
+
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.CharField(max_length=2000)
+
+    @extend_schema(request=InputSerializer, responses=ExperimentSerializer)
+    def post(self, request, key: str):
+        experiment = get_experiment_or_404(key)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        experiment = experiment_stop(experiment=experiment, actor=request.user,
+                                     reason=serializer.validated_data["reason"])
+        return render(experiment)

@@ -1,0 +1,29 @@
+"""Who may call what: people by Django permission, services only where a view allows them."""
+
+from rest_framework.permissions import BasePermission
+
+
+def is_service(user) -> bool:
+    return getattr(user, "is_service", False)
+
+
+class PersonHasPermission(BasePermission):
+    """A person (not a service key) holding the Django permission the view names for the method.
+
+    Views set `required_permissions = {"GET": "experiments.view_experiment", ...}`; an
+    action view names one permission for every method it allows.
+    """
+
+    message = "Service keys may only fetch assignments and post observations."
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        if not (user and user.is_authenticated) or is_service(user):
+            return False
+        permission = view.required_permissions.get(request.method)
+        if permission is None:
+            return False
+        if not user.has_perm(permission):
+            self.message = f"You lack the permission {permission!r}."
+            return False
+        return True

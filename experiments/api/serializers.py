@@ -1,0 +1,167 @@
+"""Parsing experiment definitions from JSON and rendering experiments as JSON (DESIGN.md)."""
+
+import math
+from datetime import timedelta
+
+from django.utils.dateparse import parse_duration
+from rest_framework import serializers
+
+from analysis.errors import AnalysisError
+from experiments.definition import definition_errors, definition_warnings, planned_sample, statistical_test_name
+from experiments.models import Alternative, Design, Direction, Experiment, MetricType
+from experiments.protocol import iso_duration
+from experiments.selectors import experiment_definition
+
+
+class IsoDurationField(serializers.Field):
+    """An ISO 8601 duration such as P14D or PT30S (also Django's "DD HH:MM:SS")."""
+
+    default_error_messages = {"invalid": "Not an ISO 8601 duration, e.g. P14D or PT30S."}
+
+    def to_internal_value(self, data) -> timedelta:
+        parsed = parse_duration(data) if isinstance(data, str) else None
+        if parsed is None:
+            self.fail("invalid")
+        return parsed
+
+    def to_representation(self, value: timedelta) -> str:
+        return iso_duration(value)
+
+
+class FiniteFloatField(serializers.FloatField):
+    """A float that must be a finite number: JSON's NaN and Infinity are refused."""
+
+    def to_internal_value(self, data) -> float:
+        if isinstance(data, bool):
+            self.fail("invalid")
+        value = super().to_internal_value(data)
+        if not math.isfinite(value):
+            self.fail("invalid")
+        return value
+
+
+class MetricSerializer(serializers.Serializer):
+    """The primary metric: its name, type and better direction."""
+
+    name = serializers.CharField(max_length=100)
+    type = serializers.ChoiceField(choices=MetricType.choices)
+    direction = serializers.ChoiceField(choices=Direction.choices, default=Direction.INCREASE)
+
+
+class VariantSerializer(serializers.Serializer):
+    """One arm: key, weight, whether it is the control, and the payload served with it."""
+
+    key = serializers.SlugField(max_length=100)
+    weight = FiniteFloatField(default=1.0)
+    is_control = serializers.BooleanField(default=False)
+    payload = serializers.JSONField(default=dict)
+
+
+class ExperimentInputSerializer(serializers.Serializer):
+    """A definition as a client sends it (create, or PATCH of some fields).
+
+    Field types are parsed here; the protocol rules are the shared `definition_errors`,
+    applied to the whole definition (for PATCH: the stored one with the changes merged in).
+    """
+
+    key = serializers.SlugField(max_length=100)
+    name = serializers.CharField(max_length=200)
+    hypothesis = serializers.CharField(allow_blank=True, default="")
+    design = serializers.ChoiceField(choices=Design.choices)
+    metric = MetricSerializer()
+    baseline_mean = FiniteFloatField(allow_null=True, default=None)
+    baseline_sd = FiniteFloatField(allow_null=True, default=None)
+    mde = FiniteFloatField(allow_null=True, default=None)
+    sample_size_per_variant = serializers.IntegerField(allow_null=True, default=None)
+    alpha = FiniteFloatField(default=0.05)
+    power = FiniteFloatField(default=0.8)
+    alternative = serializers.ChoiceField(choices=Alternative.choices, default=Alternative.TWO_SIDED)
+    duration = IsoDurationField()
+    grace_period = IsoDurationField(default=timedelta(0))
+    traffic_percent = FiniteFloatField(default=100.0)
+    auto_promote = serializers.BooleanField(default=False)
+    variants = VariantSerializer(many=True)
+
+    def validate_key(self, key: str) -> str:
+        if self.instance is not None and key != self.instance.key:
+            raise serializers.ValidationError("The key of an experiment cannot change.")
+        if self.instance is None and Experiment.objects.filter(key=key).exists():
+            raise serializers.ValidationError(f"An experiment with key {key!r} already exists.")
+        return key
+
+    def validate(self, attrs: dict) -> dict:
+        changes = dict(attrs)
+        metric = changes.pop("metric", None)
+        if metric is not None:
+            changes.update(metric_name=metric["name"], metric_type=metric["type"],
+                           metric_direction=metric["direction"])
+        if self.instance is not None:
+            merged = {**experiment_definition(self.instance), **changes}
+        else:
+            merged = changes
+        errors = definition_errors(merged)
+        if errors:
+            raise serializers.ValidationError(errors)
+        # Create: the whole definition; PATCH: only the fields the client sent.
+        return merged if self.instance is None else changes
+
+
+class ExperimentSerializer(serializers.ModelSerializer):
+    """An experiment as DESIGN.md renders it: definition, protocol, status, warnings."""
+
+    metric = serializers.SerializerMethodField()
+    duration = IsoDurationField()
+    grace_period = IsoDurationField()
+    variants = serializers.SerializerMethodField()
+    protocol = serializers.SerializerMethodField()
+    warnings = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Experiment
+        fields = (
+            "key", "name", "hypothesis", "design", "metric", "baseline_mean", "baseline_sd", "mde",
+            "sample_size_per_variant", "alpha", "power", "alternative", "duration", "grace_period",
+            "traffic_percent", "auto_promote", "salt", "status", "stop_reason", "variants", "protocol",
+            "warnings", "created_at", "updated_at",
+        )
+        read_only_fields = fields
+
+    def get_metric(self, experiment: Experiment) -> dict:
+        return {"name": experiment.metric_name, "type": experiment.metric_type,
+                "direction": experiment.metric_direction}
+
+    def get_variants(self, experiment: Experiment) -> list[dict]:
+        return [
+            {"key": v.key, "weight": v.weight, "is_control": v.is_control, "payload": v.payload}
+            for v in experiment.variants.all()
+        ]
+
+    def get_protocol(self, experiment: Experiment) -> dict:
+        if experiment.protocol is not None:
+            frozen = experiment.protocol
+            return {
+                "sample_size_per_variant": frozen["sample_size_per_variant"],
+                "mde": frozen["mde"],
+                "test": frozen["test"],
+                "hash": experiment.protocol_hash,
+                "started_at": experiment.started_at,
+                "ends_at": experiment.ends_at,
+                "unlocks_at": experiment.unlocks_at,
+            }
+        # A draft shows a preview of the sample size it would freeze if started now.
+        try:
+            mde, sizes = planned_sample(experiment_definition(experiment))
+        except (AnalysisError, StopIteration, KeyError, ZeroDivisionError):
+            mde, sizes = None, None
+        return {
+            "sample_size_per_variant": sizes,
+            "mde": mde,
+            "test": statistical_test_name(experiment.design, experiment.metric_type),
+            "hash": None,
+            "started_at": None,
+            "ends_at": None,
+            "unlocks_at": None,
+        }
+
+    def get_warnings(self, experiment: Experiment) -> list[str]:
+        return definition_warnings({"duration": experiment.duration})

@@ -1,0 +1,12 @@
+"""Routes of the REST API v1 (DESIGN.md's table)."""
+
+from django.urls import path
+
+from experiments.api import experiments
+
+urlpatterns = [
+    path("experiments/", experiments.ExperimentListCreateApi.as_view(), name="experiment-list"),
+    path("experiments/<slug:key>/", experiments.ExperimentDetailApi.as_view(), name="experiment-detail"),
+    path("experiments/<slug:key>/start/", experiments.ExperimentStartApi.as_view(), name="experiment-start"),
+    path("experiments/<slug:key>/stop/", experiments.ExperimentStopApi.as_view(), name="experiment-stop"),
+]

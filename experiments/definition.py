@@ -1,0 +1,160 @@
+"""The rules an experiment definition must follow, shared by the REST API and the admin.
+
+A definition is a flat dict of model field names plus `variants`, a list of dicts with
+`key`, `weight`, `is_control` and `payload`. `definition_errors` returns every broken rule
+keyed by the field path a client sent (`metric.type`, `variants[1].weight`), so that the
+API and the admin reject exactly the same definitions with the same words.
+"""
+
+from datetime import timedelta
+from typing import Any
+
+from analysis.errors import AnalysisError
+from analysis.power import PowerPlan, minimum_detectable_effect, sample_sizes
+
+# Model field name -> the path a REST client uses for it.
+FIELD_PATHS = {"metric_name": "metric.name", "metric_type": "metric.type", "metric_direction": "metric.direction"}
+
+TEST_NAMES = {
+    ("ab", "binary"): "two-proportion z-test",
+    ("ab", "continuous"): "Welch t-test",
+    ("champion_challenger", "continuous"): "paired t-test",
+    ("champion_challenger", "binary"): "McNemar test",
+}
+
+SEASONALITY_DAYS = 7
+
+
+def _path(field: str) -> str:
+    return FIELD_PATHS.get(field, field)
+
+
+def definition_errors(definition: dict[str, Any]) -> dict[str, list[str]]:
+    """Every rule the definition breaks, as {field path: [message, ...]}; empty when valid."""
+    errors: dict[str, list[str]] = {}
+
+    def fail(field: str, message: str) -> None:
+        errors.setdefault(_path(field), []).append(message)
+
+    for field in ("alpha", "power"):
+        value = definition.get(field)
+        if value is None or not 0 < value < 1:
+            fail(field, "Must be strictly between 0 and 1.")
+
+    mde, sample_size = definition.get("mde"), definition.get("sample_size_per_variant")
+    if (mde is None) == (sample_size is None):
+        fail("mde", "Give exactly one of mde and sample_size_per_variant.")
+    if mde is not None and mde <= 0:
+        fail("mde", "Must be positive.")
+    if sample_size is not None and sample_size < 2:
+        fail("sample_size_per_variant", "Must be at least 2.")
+
+    design, metric_type = definition.get("design"), definition.get("metric_type")
+    baseline_mean, baseline_sd = definition.get("baseline_mean"), definition.get("baseline_sd")
+    if design == "ab" and metric_type == "binary":
+        if baseline_mean is None or not 0 < baseline_mean < 1:
+            fail("baseline_mean", "A binary metric needs a baseline rate strictly between 0 and 1.")
+        elif mde is not None and mde > 0 and not 0 < baseline_mean + mde < 1:
+            fail("mde", "baseline_mean + mde must stay strictly between 0 and 1.")
+    elif baseline_sd is None or baseline_sd <= 0:
+        what = "the paired difference" if design == "champion_challenger" else "the metric"
+        fail("baseline_sd", f"Needs a positive standard deviation of {what}.")
+
+    traffic = definition.get("traffic_percent")
+    if traffic is None or not 0 < traffic <= 100:
+        fail("traffic_percent", "Must be greater than 0 and at most 100.")
+
+    duration = definition.get("duration")
+    if not isinstance(duration, timedelta) or duration <= timedelta(0):
+        fail("duration", "Must be a positive ISO 8601 duration, e.g. P14D or PT30S.")
+    grace = definition.get("grace_period")
+    if not isinstance(grace, timedelta) or grace < timedelta(0):
+        fail("grace_period", "Must be an ISO 8601 duration of zero or more, e.g. PT0S or P2D.")
+
+    _variant_errors(definition.get("variants") or [], fail)
+
+    if not errors:
+        try:
+            planned_sample(definition)
+        except AnalysisError as error:
+            fail("mde" if mde is not None else "sample_size_per_variant", str(error))
+    return errors
+
+
+def _variant_errors(variants: list[dict[str, Any]], fail) -> None:
+    if len(variants) < 2:
+        fail("variants", "Give at least two variants.")
+    controls = [index for index, variant in enumerate(variants) if variant.get("is_control")]
+    if len(controls) != 1:
+        fail("variants", f"Exactly one variant must have is_control true; found {len(controls)}.")
+    seen: dict[str, int] = {}
+    for index, variant in enumerate(variants):
+        weight = variant.get("weight")
+        if weight is None or not weight > 0:
+            fail(f"variants[{index}].weight", "Must be positive.")
+        key = variant.get("key")
+        if key in seen:
+            fail(f"variants[{index}].key", f"Duplicate variant key {key!r} (also variants[{seen[key]}]).")
+        else:
+            seen[key] = index
+
+
+def definition_warnings(definition: dict[str, Any]) -> list[str]:
+    """Advice that does not block: short tests are exposed to weekly seasonality."""
+    duration = definition.get("duration")
+    if isinstance(duration, timedelta) and duration < timedelta(days=SEASONALITY_DAYS):
+        return [
+            f"The duration is shorter than {SEASONALITY_DAYS} days: weekday and weekend "
+            "behaviour differ, so the result may not hold over a whole week."
+        ]
+    return []
+
+
+def power_plan(definition: dict[str, Any]) -> PowerPlan:
+    """The power calculation's inputs: one weight ratio per challenger against the control."""
+    variants = definition["variants"]
+    control = next(variant for variant in variants if variant.get("is_control"))
+    return PowerPlan(
+        design=definition["design"],
+        metric_type=definition["metric_type"],
+        alpha=definition["alpha"],
+        power=definition["power"],
+        alternative=definition["alternative"],
+        ratios=tuple(v["weight"] / control["weight"] for v in variants if not v.get("is_control")),
+        baseline_mean=definition.get("baseline_mean"),
+        baseline_sd=definition.get("baseline_sd"),
+    )
+
+
+def planned_sample(definition: dict[str, Any]) -> tuple[float, dict[str, int]]:
+    """The planned (mde, sample size per variant key), whichever of mde and size was given.
+
+    With a given sample size, it is the control's and each challenger gets it times its
+    weight ratio (rounded up), mirroring how sizes are derived from an mde.
+    """
+    plan = power_plan(definition)
+    variants = definition["variants"]
+    control_key = next(v["key"] for v in variants if v.get("is_control"))
+    challenger_keys = [v["key"] for v in variants if not v.get("is_control")]
+    if definition.get("mde") is not None:
+        mde = definition["mde"]
+        sizes = sample_sizes(plan, mde)
+        control_size, challenger_sizes = sizes.control, sizes.challengers
+    else:
+        control_size = definition["sample_size_per_variant"]
+        mde = minimum_detectable_effect(plan, control_size)
+        challenger_sizes = tuple(
+            control_size if plan.design == "champion_challenger" else _ceil(control_size * ratio)
+            for ratio in plan.ratios
+        )
+    return mde, {control_key: control_size, **dict(zip(challenger_keys, challenger_sizes))}
+
+
+def _ceil(value: float) -> int:
+    # Guard against 1000 * 0.3 = 300.00000000000006 becoming 301.
+    return int(-(-round(value, 9) // 1))
+
+
+def statistical_test_name(design: str, metric_type: str) -> str:
+    """The preregistered test's name for a design and metric type (DESIGN.md's table)."""
+    return TEST_NAMES[(design, metric_type)]

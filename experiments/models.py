@@ -1,0 +1,264 @@
+"""Experiments, their variants, the audit trail and the keys that services authenticate with."""
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from rest_framework_api_key.models import AbstractAPIKey
+
+from experiments.querysets import ExperimentQuerySet
+
+
+def new_salt() -> str:
+    """A random salt, fixed when an experiment is created, that keys its assignment hashes."""
+    return secrets.token_hex(16)
+
+
+class Design(models.TextChoices):
+    AB = "ab", "A/B (unpaired)"
+    CHAMPION_CHALLENGER = "champion_challenger", "Champion/challenger (paired, shadow)"
+
+
+class MetricType(models.TextChoices):
+    BINARY = "binary", "Binary (0/1, mean = rate)"
+    CONTINUOUS = "continuous", "Continuous"
+
+
+class Direction(models.TextChoices):
+    INCREASE = "increase", "Increase is better"
+    DECREASE = "decrease", "Decrease is better"
+
+
+class Alternative(models.TextChoices):
+    TWO_SIDED = "two-sided", "Two-sided"
+    ONE_SIDED = "one-sided", "One-sided, in the preferred direction"
+
+
+class Status(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    RUNNING = "running", "Running"
+    ANALYZING = "analyzing", "Analyzing"
+    ANALYZED = "analyzed", "Analyzed"
+    CONCLUDED = "concluded", "Concluded"
+    STOPPED = "stopped", "Stopped"
+
+
+class Experiment(models.Model):
+    """A preregistered test: its definition while a draft, its frozen protocol once started."""
+
+    key = models.SlugField(
+        "key", max_length=100, unique=True,
+        help_text="Stable identifier used in URLs and by services, e.g. checkout-button.",
+    )
+    name = models.CharField("name", max_length=200, help_text="A short human-readable title.")
+    hypothesis = models.TextField(
+        "hypothesis", blank=True, help_text="What you expect to happen and why, in one or two sentences.",
+    )
+    design = models.CharField(
+        "design", max_length=32, choices=Design.choices, default=Design.AB,
+        help_text="A/B: each user sees one variant. Champion/challenger: every sampled request is "
+        "scored by the champion (served) and by each challenger (logged only).",
+    )
+    metric_name = models.CharField(
+        "metric", max_length=100, help_text="The one primary metric the decision is based on.",
+    )
+    metric_type = models.CharField(
+        "metric type", max_length=16, choices=MetricType.choices,
+        help_text="Binary for a 0/1 outcome such as a conversion; continuous for revenue, a loss, a duration.",
+    )
+    metric_direction = models.CharField(
+        "direction", max_length=16, choices=Direction.choices, default=Direction.INCREASE,
+        help_text="Whether a higher or a lower value of the metric is better.",
+    )
+    baseline_mean = models.FloatField(
+        "baseline mean", null=True, blank=True,
+        help_text="The control's current mean (the conversion rate for a binary metric).",
+    )
+    baseline_sd = models.FloatField(
+        "baseline standard deviation", null=True, blank=True,
+        help_text="Standard deviation per unit (of the paired difference for champion/challenger); "
+        "required unless the metric is binary A/B.",
+    )
+    mde = models.FloatField(
+        "minimum detectable effect", null=True, blank=True,
+        help_text="The smallest absolute change worth detecting, in the metric's units "
+        "(0.01 = one percentage point for a rate). Give this or the sample size.",
+    )
+    sample_size_per_variant = models.PositiveIntegerField(
+        "sample size per variant", null=True, blank=True,
+        help_text="Units you can afford for the control; the detectable effect is then computed. "
+        "Give this or the minimum detectable effect.",
+    )
+    alpha = models.FloatField(
+        "alpha", default=0.05,
+        help_text="False-positive rate you accept (0.05 = 5%); split evenly across challengers.",
+    )
+    power = models.FloatField(
+        "power", default=0.8, help_text="Chance of detecting a true effect of the MDE size (0.8 = 80%).",
+    )
+    alternative = models.CharField(
+        "alternative", max_length=16, choices=Alternative.choices, default=Alternative.TWO_SIDED,
+        help_text="Two-sided detects a change either way; one-sided only in the preferred direction.",
+    )
+    duration = models.DurationField(
+        "duration", help_text="How long the test runs once started (ISO 8601, e.g. P14D). Use whole weeks.",
+    )
+    grace_period = models.DurationField(
+        "grace period", default="0",
+        help_text="Extra time after the end for late observations (ground truth) before the analysis.",
+    )
+    traffic_percent = models.FloatField(
+        "traffic percent", default=100.0,
+        help_text="Share of units included (sampled requests for champion/challenger); "
+        "the only setting that may change while running.",
+    )
+    auto_promote = models.BooleanField(
+        "auto-promote", default=False, help_text="Apply the decision automatically after the analysis.",
+    )
+    salt = models.CharField(
+        "salt", max_length=64, default=new_salt, editable=False,
+        help_text="Random value fixed at creation that keys the assignment hashes.",
+    )
+    status = models.CharField(
+        "status", max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True,
+        help_text="draft -> running -> analyzing -> analyzed -> concluded, or running -> stopped.",
+    )
+    protocol = models.JSONField(
+        "protocol", null=True, blank=True, editable=False,
+        help_text="The preregistered protocol frozen at start (canonical JSON).",
+    )
+    protocol_hash = models.CharField(
+        "protocol hash", max_length=64, blank=True, editable=False,
+        help_text="SHA-256 of the canonical JSON of the frozen protocol.",
+    )
+    started_at = models.DateTimeField("started at", null=True, blank=True, editable=False)
+    ends_at = models.DateTimeField("ends at", null=True, blank=True, editable=False)
+    stop_reason = models.TextField("stop reason", blank=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+", verbose_name="created by", editable=False,
+    )
+    created_at = models.DateTimeField("created at", auto_now_add=True)
+    updated_at = models.DateTimeField("updated at", auto_now=True)
+
+    objects = ExperimentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(alpha__gt=0, alpha__lt=1), name="experiment_alpha_in_0_1"),
+            models.CheckConstraint(condition=Q(power__gt=0, power__lt=1), name="experiment_power_in_0_1"),
+            models.CheckConstraint(
+                condition=Q(traffic_percent__gt=0, traffic_percent__lte=100),
+                name="experiment_traffic_in_0_100",
+            ),
+            models.CheckConstraint(condition=Q(mde__isnull=True) | Q(mde__gt=0), name="experiment_mde_positive"),
+            models.CheckConstraint(
+                condition=Q(baseline_sd__isnull=True) | Q(baseline_sd__gt=0),
+                name="experiment_baseline_sd_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(mde__isnull=False, sample_size_per_variant__isnull=True)
+                | Q(mde__isnull=True, sample_size_per_variant__isnull=False),
+                name="experiment_mde_xor_sample_size",
+            ),
+            models.CheckConstraint(condition=Q(status__in=Status.values), name="experiment_status_valid"),
+            models.CheckConstraint(condition=Q(design__in=Design.values), name="experiment_design_valid"),
+            models.CheckConstraint(
+                condition=Q(started_at__isnull=True) | Q(ends_at__gt=models.F("started_at")),
+                name="experiment_ends_after_start",
+            ),
+        ]
+        permissions = [
+            ("run_experiment", "Can start, stop, analyze and promote experiments"),
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+    @property
+    def unlocks_at(self):
+        """When results become visible: the end of the test period plus the grace period."""
+        return self.ends_at + self.grace_period if self.ends_at else None
+
+
+class Variant(models.Model):
+    """One arm of an experiment; exactly one per experiment is the control (the champion)."""
+
+    experiment = models.ForeignKey(
+        Experiment, on_delete=models.CASCADE, related_name="variants", verbose_name="experiment",
+    )
+    key = models.SlugField("key", max_length=100, help_text="Identifier of the arm, e.g. control or green.")
+    weight = models.FloatField(
+        "weight", default=1.0, help_text="Relative share of included units (A/B); must be positive.",
+    )
+    is_control = models.BooleanField(
+        "control", default=False, help_text="The current version (the champion for champion/challenger).",
+    )
+    payload = models.JSONField(
+        "payload", default=dict, blank=True, help_text="JSON served with the assignment, e.g. {\"color\": \"green\"}.",
+    )
+    position = models.PositiveSmallIntegerField(
+        "position", default=0, help_text="Order of definition; the hash maps onto cumulative weights in this order.",
+    )
+
+    class Meta:
+        ordering = ["experiment", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "key"], name="variant_key_unique_per_experiment"),
+            # "At most one" is enforced here; "at least one" needs the whole set and is
+            # checked by the definition rules before any write.
+            models.UniqueConstraint(
+                fields=["experiment"], condition=Q(is_control=True), name="variant_one_control_per_experiment",
+            ),
+            models.CheckConstraint(condition=Q(weight__gt=0), name="variant_weight_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.experiment.key}/{self.key}"
+
+
+class AuditEvent(models.Model):
+    """One recorded change of an experiment: who did what, when and why. Never edited."""
+
+    experiment = models.ForeignKey(
+        Experiment, on_delete=models.CASCADE, related_name="audit_events", verbose_name="experiment",
+    )
+    action = models.CharField("action", max_length=32, help_text="created, updated, started, stopped, ...")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+", verbose_name="actor",
+    )
+    actor_label = models.CharField(
+        "actor label", max_length=150, help_text="Username (or 'system') kept even if the user is deleted.",
+    )
+    at = models.DateTimeField("at", auto_now_add=True, db_index=True)
+    reason = models.TextField("reason", blank=True)
+    details = models.JSONField("details", default=dict, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.experiment.key}: {self.action} by {self.actor_label}"
+
+
+class ServiceKey(AbstractAPIKey):
+    """A hashed key for a service: may fetch assignments and post observations, nothing else."""
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = "service key"
+        verbose_name_plural = "service keys"
+
+
+class UserToken(AbstractAPIKey):
+    """A person's hashed personal API token; it carries that person's permissions."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens", verbose_name="user",
+    )
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = "personal token"
+        verbose_name_plural = "personal tokens"

@@ -1,0 +1,73 @@
+"""The preregistered protocol: built from a definition at start, canonical JSON, SHA-256."""
+
+import hashlib
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from experiments.definition import planned_sample, statistical_test_name
+
+
+def iso_duration(value: timedelta) -> str:
+    """A timedelta as a compact ISO 8601 duration: P14D, PT30S, P1DT2H; zero is PT0S."""
+    total = value.total_seconds()
+    sign, total = ("-", -total) if total < 0 else ("", total)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    date_part = f"{int(days)}D" if days else ""
+    time_part = "".join(
+        f"{_number(amount)}{unit}" for amount, unit in ((hours, "H"), (minutes, "M"), (seconds, "S")) if amount
+    )
+    if not date_part and not time_part:
+        return "PT0S"
+    return f"{sign}P{date_part}" + (f"T{time_part}" if time_part else "")
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.6f}".rstrip("0")
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no insignificant whitespace, no NaN: the same protocol always hashes the same."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def protocol_hash(protocol: dict[str, Any]) -> str:
+    """SHA-256 hex digest of the protocol's canonical JSON."""
+    return hashlib.sha256(canonical_json(protocol).encode("utf-8")).hexdigest()
+
+
+def build_protocol(definition: dict[str, Any], *, started_at: datetime) -> dict[str, Any]:
+    """Everything the analysis will be held to, frozen at start.
+
+    `traffic_percent` is left out on purpose: it is the one setting that may change while
+    running (a ramp), and it changes who is included, not how the test is run.
+    """
+    mde, sizes = planned_sample(definition)
+    ends_at = started_at + definition["duration"]
+    return {
+        "design": definition["design"],
+        "metric": {
+            "name": definition["metric_name"],
+            "type": definition["metric_type"],
+            "direction": definition["metric_direction"],
+        },
+        "baseline_mean": definition.get("baseline_mean"),
+        "baseline_sd": definition.get("baseline_sd"),
+        "mde": mde,
+        "alpha": definition["alpha"],
+        "power": definition["power"],
+        "alternative": definition["alternative"],
+        "variants": [
+            {"key": v["key"], "weight": v["weight"], "is_control": bool(v.get("is_control"))}
+            for v in definition["variants"]
+        ],
+        "sample_size_per_variant": sizes,
+        "test": statistical_test_name(definition["design"], definition["metric_type"]),
+        "duration": iso_duration(definition["duration"]),
+        "grace_period": iso_duration(definition["grace_period"]),
+        "started_at": started_at.isoformat(),
+        "ends_at": ends_at.isoformat(),
+        "unlocks_at": (ends_at + definition["grace_period"]).isoformat(),
+    }

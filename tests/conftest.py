@@ -1,0 +1,68 @@
+"""Fixtures shared by the whole suite: people in each group, tokens, an authenticated client."""
+
+import os
+
+import pytest
+from django.contrib.auth.models import Group
+from rest_framework.test import APIClient
+
+from experiments.models import ServiceKey, UserToken
+from tests.factories import UserFactory
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _require_real_services(django_db_setup, django_db_blocker):
+    """`make test` sets REQUIRE_POSTGRES=1: then a run on SQLite is an error, not a silent pass."""
+    if os.environ.get("REQUIRE_POSTGRES") == "1":
+        from django.db import connection
+
+        with django_db_blocker.unblock():
+            assert connection.vendor == "postgresql", f"tests must run on PostgreSQL, not {connection.vendor}"
+
+
+def _member_of(group_name: str):
+    user = UserFactory()
+    user.groups.add(Group.objects.get(name=group_name))
+    return user
+
+
+@pytest.fixture
+def experimenter(db):
+    return _member_of("experimenter")
+
+
+@pytest.fixture
+def viewer(db):
+    return _member_of("viewer")
+
+
+@pytest.fixture
+def service_key(db) -> str:
+    _, key = ServiceKey.objects.create_key(name="web-shop")
+    return key
+
+
+def bearer_client(token: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+def token_for(user) -> str:
+    _, token = UserToken.objects.create_key(name="test", user=user)
+    return token
+
+
+@pytest.fixture
+def experimenter_client(experimenter) -> APIClient:
+    return bearer_client(token_for(experimenter))
+
+
+@pytest.fixture
+def viewer_client(viewer) -> APIClient:
+    return bearer_client(token_for(viewer))
+
+
+@pytest.fixture
+def service_client(service_key) -> APIClient:
+    return bearer_client(service_key)
