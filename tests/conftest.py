@@ -20,6 +20,15 @@ def _require_real_services(django_db_setup, django_db_blocker):
             assert connection.vendor == "postgresql", f"tests must run on PostgreSQL, not {connection.vendor}"
 
 
+@pytest.fixture(autouse=True)
+def _static_files_without_collectstatic(settings):
+    """Production serves a collected, hashed manifest; tests render pages without collecting."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
 def _member_of(group_name: str):
     user = UserFactory()
     user.groups.add(Group.objects.get(name=group_name))

@@ -92,9 +92,13 @@ class ExperimentInputSerializer(serializers.Serializer):
     def validate(self, attrs: dict) -> dict:
         changes = dict(attrs)
         metric = changes.pop("metric", None)
-        if metric is not None:
-            changes.update(metric_name=metric["name"], metric_type=metric["type"],
-                           metric_direction=metric["direction"])
+        for name, value in (metric or {}).items():  # on PATCH, only the metric fields sent
+            changes[f"metric_{name}"] = value
+        if "variants" in changes:
+            # DRF skips nested defaults on PATCH (partial); a replaced variant list is whole.
+            changes["variants"] = [
+                {"weight": 1.0, "is_control": False, "payload": {}, **variant} for variant in changes["variants"]
+            ]
         if self.instance is not None:
             merged = {**experiment_definition(self.instance), **changes}
         else:
