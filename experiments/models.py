@@ -172,6 +172,7 @@ class Experiment(models.Model):
         ]
         permissions = [
             ("run_experiment", "Can start, stop, analyze and promote experiments"),
+            ("fetch_assignment", "Can fetch assignments, as a service does"),
         ]
 
     def __str__(self) -> str:
@@ -217,6 +218,30 @@ class Variant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.experiment.key}/{self.key}"
+
+
+class Assignment(models.Model):
+    """The stored first answer for an included unit: sticky, it always wins over the hash.
+
+    For champion/challenger the variant is the champion (the one served) and the row
+    itself records that the request was sampled for shadow scoring.
+    """
+
+    experiment = models.ForeignKey(
+        Experiment, on_delete=models.CASCADE, related_name="assignments", verbose_name="experiment",
+    )
+    unit = models.CharField("unit", max_length=255, help_text="User id (A/B) or request id (champion/challenger).")
+    variant = models.ForeignKey(Variant, on_delete=models.PROTECT, related_name="+", verbose_name="variant")
+    assigned_at = models.DateTimeField("assigned at", auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "unit"], name="assignment_unique_unit_per_experiment"),
+        ]
+        indexes = [models.Index(fields=["experiment", "variant"], name="assignment_by_variant")]
+
+    def __str__(self) -> str:
+        return f"{self.experiment_id}:{self.unit}"
 
 
 class AuditEvent(models.Model):

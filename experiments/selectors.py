@@ -2,7 +2,10 @@
 
 from typing import Any
 
-from experiments.models import Experiment
+from django.db.models import Count
+
+from analysis.checks import sample_ratio_mismatch
+from experiments.models import Assignment, Design, Experiment
 
 DEFINITION_FIELDS = (
     "key", "name", "hypothesis", "design", "metric_name", "metric_type", "metric_direction",
@@ -27,3 +30,34 @@ def experiment_get(key: str, *, for_update: bool = False) -> Experiment:
     if for_update:
         queryset = queryset.select_for_update()
     return queryset.get(key=key)
+
+
+def experiment_progress(experiment: Experiment) -> dict[str, Any]:
+    """Assigned units per variant, the live sample ratio p-value and the share of the plan.
+
+    Counts only: nothing here depends on an outcome, so it may be shown while locked.
+    For champion/challenger every sampled unit is scored by every variant, so each variant
+    counts the sampled units, and there is no split to check.
+    """
+    variants = list(experiment.variants.all())
+    counts = dict(
+        Assignment.objects.filter(experiment=experiment)
+        .values_list("variant_id").annotate(units=Count("id")).values_list("variant_id", "units")
+    )
+    if experiment.design == Design.CHAMPION_CHALLENGER:
+        sampled = sum(counts.values())
+        units = {v.key: sampled for v in variants}
+        sample_ratio_p_value = None
+    else:
+        units = {v.key: counts.get(v.id, 0) for v in variants}
+        sample_ratio_p_value = (
+            sample_ratio_mismatch([units[v.key] for v in variants], [v.weight for v in variants]).p_value
+            if sum(units.values()) else None
+        )
+    planned = (experiment.protocol or {}).get("sample_size_per_variant") or {}
+    planned_total = sum(planned.values())
+    return {
+        "units": units,
+        "sample_ratio_p_value": sample_ratio_p_value,
+        "share_of_plan": sum(units.values()) / planned_total if planned_total else None,
+    }

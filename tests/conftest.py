@@ -4,10 +4,16 @@ import os
 
 import pytest
 from django.contrib.auth.models import Group
+from django.core.servers.basehttp import WSGIServer
 from rest_framework.test import APIClient
 
 from experiments.models import ServiceKey, UserToken
 from tests.factories import UserFactory
+
+
+# The live server's listen backlog is socketserver's 5: the concurrency tests open 32
+# connections at once, which a production server (gunicorn: 2048) would queue, not reset.
+WSGIServer.request_queue_size = 128
 
 
 @pytest.fixture(scope="session", autouse=True)

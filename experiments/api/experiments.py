@@ -19,11 +19,15 @@ CHANGE = "experiments.change_experiment"
 RUN = "experiments.run_experiment"
 
 
+def not_found(key: str) -> Http404:
+    return Http404(f"No experiment with key {key!r}.")
+
+
 def get_experiment_or_404(key: str) -> Experiment:
     try:
         return experiment_get(key)
     except Experiment.DoesNotExist:
-        raise Http404(f"No experiment with key {key!r}.")
+        raise not_found(key)
 
 
 def render(experiment: Experiment, status_code: int = status.HTTP_200_OK) -> Response:

@@ -27,3 +27,15 @@ class PersonHasPermission(BasePermission):
             self.message = f"You lack the permission {permission!r}."
             return False
         return True
+
+
+class ServiceOrPersonWithPermission(BasePermission):
+    """A service key, or a person holding the view's `required_permission`."""
+
+    message = "You need a service key or the permission to do this."
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        if not (user and user.is_authenticated):
+            return False
+        return is_service(user) or user.has_perm(view.required_permission)

@@ -10,7 +10,7 @@ from analysis.errors import AnalysisError
 from experiments.definition import definition_errors, definition_warnings, planned_sample, statistical_test_name
 from experiments.models import Alternative, Design, Direction, Experiment, MetricType
 from experiments.protocol import iso_duration
-from experiments.selectors import experiment_definition
+from experiments.selectors import experiment_definition, experiment_progress
 
 
 class IsoDurationField(serializers.Field):
@@ -118,6 +118,7 @@ class ExperimentSerializer(serializers.ModelSerializer):
     grace_period = IsoDurationField()
     variants = serializers.SerializerMethodField()
     protocol = serializers.SerializerMethodField()
+    progress = serializers.SerializerMethodField()
     warnings = serializers.SerializerMethodField()
 
     class Meta:
@@ -126,7 +127,7 @@ class ExperimentSerializer(serializers.ModelSerializer):
             "key", "name", "hypothesis", "design", "metric", "baseline_mean", "baseline_sd", "mde",
             "sample_size_per_variant", "alpha", "power", "alternative", "duration", "grace_period",
             "traffic_percent", "auto_promote", "salt", "status", "stop_reason", "variants", "protocol",
-            "warnings", "created_at", "updated_at",
+            "progress", "warnings", "created_at", "updated_at",
         )
         read_only_fields = fields
 
@@ -166,6 +167,9 @@ class ExperimentSerializer(serializers.ModelSerializer):
             "ends_at": None,
             "unlocks_at": None,
         }
+
+    def get_progress(self, experiment: Experiment) -> dict | None:
+        return experiment_progress(experiment) if experiment.status != "draft" else None
 
     def get_warnings(self, experiment: Experiment) -> list[str]:
         return definition_warnings({"duration": experiment.duration})

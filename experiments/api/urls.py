@@ -2,11 +2,14 @@
 
 from django.urls import path
 
-from experiments.api import experiments
+from experiments.api import assignments, experiments
 
 urlpatterns = [
     path("experiments/", experiments.ExperimentListCreateApi.as_view(), name="experiment-list"),
     path("experiments/<slug:key>/", experiments.ExperimentDetailApi.as_view(), name="experiment-detail"),
     path("experiments/<slug:key>/start/", experiments.ExperimentStartApi.as_view(), name="experiment-start"),
     path("experiments/<slug:key>/stop/", experiments.ExperimentStopApi.as_view(), name="experiment-stop"),
+    path("experiments/<slug:key>/assignment/", assignments.ExperimentAssignmentApi.as_view(),
+         name="experiment-assignment"),
+    path("assignments/", assignments.AssignmentBatchApi.as_view(), name="assignments"),
 ]

@@ -1,0 +1,114 @@
+"""REST endpoints that serve sticky assignments to services (one unit, or in bulk)."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from experiments.api.experiments import not_found
+from experiments.api.permissions import ServiceOrPersonWithPermission
+from experiments.api.renderers import OrjsonRenderer
+from experiments.models import Experiment
+from experiments.services.assignment import (
+    assignment_for_unit,
+    assignments_for_running_experiments,
+    assignments_for_units,
+)
+
+MAX_UNITS_PER_REQUEST = 10_000
+MAX_UNIT_LENGTH = 255
+
+
+class UnitField(serializers.Field):
+    """A unit id: a non-empty string of at most 255 characters (an integer is taken as its digits)."""
+
+    default_error_messages = {
+        "invalid": "A unit must be a string or an integer.",
+        "blank": "A unit must not be empty.",
+        "too_long": f"A unit must be at most {MAX_UNIT_LENGTH} characters.",
+    }
+
+    def to_internal_value(self, data) -> str:
+        if isinstance(data, bool) or not isinstance(data, (str, int)):
+            self.fail("invalid")
+        unit = str(data)
+        if not unit.strip():
+            self.fail("blank")
+        if len(unit) > MAX_UNIT_LENGTH:
+            self.fail("too_long")
+        return unit
+
+    def to_representation(self, value: str) -> str:
+        return value
+
+
+class AssignmentSerializer(serializers.Serializer):
+    """DESIGN.md's assignment answer (documentation of the response)."""
+
+    experiment = serializers.SlugField()
+    unit = serializers.CharField()
+    variant = serializers.SlugField()
+    payload = serializers.JSONField()
+    in_experiment = serializers.BooleanField()
+    shadow = serializers.ListField(child=serializers.SlugField())
+
+
+class AssignmentBatchResponseSerializer(serializers.Serializer):
+    assignments = AssignmentSerializer(many=True)
+
+
+class ExperimentAssignmentApi(APIView):
+    """GET one unit's sticky assignment: `?unit=ID`."""
+
+    permission_classes = [ServiceOrPersonWithPermission]
+    required_permission = "experiments.fetch_assignment"
+    renderer_classes = [OrjsonRenderer]
+
+    class QuerySerializer(serializers.Serializer):
+        unit = UnitField()
+
+    @extend_schema(parameters=[OpenApiParameter("unit", str, required=True)], responses=AssignmentSerializer)
+    def get(self, request, key: str):
+        query = self.QuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        try:
+            answer = assignment_for_unit(experiment_key=key, unit=query.validated_data["unit"])
+        except Experiment.DoesNotExist:
+            raise not_found(key)
+        return Response(answer.as_dict())
+
+
+class AssignmentBatchApi(APIView):
+    """POST `{"unit": ID}` for every running experiment, or `{"units": [...], "experiment": KEY}`."""
+
+    permission_classes = [ServiceOrPersonWithPermission]
+    required_permission = "experiments.fetch_assignment"
+    renderer_classes = [OrjsonRenderer]
+
+    class InputSerializer(serializers.Serializer):
+        unit = UnitField(required=False)
+        units = serializers.ListField(child=UnitField(), required=False, allow_empty=False,
+                                      max_length=MAX_UNITS_PER_REQUEST)
+        experiment = serializers.SlugField(required=False)
+
+        def validate(self, attrs):
+            if ("unit" in attrs) == ("units" in attrs):
+                raise serializers.ValidationError({"unit": "Give either unit, or units with experiment."})
+            if "units" in attrs and "experiment" not in attrs:
+                raise serializers.ValidationError({"experiment": "Required with units."})
+            return attrs
+
+    @extend_schema(request=InputSerializer, responses=AssignmentBatchResponseSerializer)
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        if "unit" in data and "experiment" not in data:
+            answers = assignments_for_running_experiments(unit=data["unit"])
+        else:
+            units = data["units"] if "units" in data else [data["unit"]]
+            try:
+                answers = assignments_for_units(experiment_key=data["experiment"], units=units)
+            except Experiment.DoesNotExist:
+                raise not_found(data["experiment"])
+        return Response({"assignments": [answer.as_dict() for answer in answers]})

@@ -1,0 +1,208 @@
+"""Serving sticky assignments: the stored answer if there is one, else the hash, stored first.
+
+This is on every request path of the services that call us, so it is written for few
+queries: one to read the experiment with the unit's stored assignment, and for a first
+assignment one INSERT ... ON CONFLICT DO NOTHING plus one read-back (which is what makes
+two concurrent first requests agree: the row that won the race is what both return).
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import OuterRef, Subquery
+from django.utils import timezone
+
+from experiments import assignment as hashing
+from experiments.errors import WrongState
+from experiments.models import Assignment, Design, Experiment, Status, Variant
+
+
+@dataclass(frozen=True)
+class ServedVariant:
+    id: int
+    key: str
+    weight: float
+    is_control: bool
+    payload: dict
+
+
+@dataclass(frozen=True)
+class ExperimentState:
+    """What serving needs of an experiment, read in one query."""
+
+    id: int
+    key: str
+    salt: str
+    status: str
+    design: str
+    traffic_percent: float
+    ends_at: Any
+    variants: tuple[ServedVariant, ...]
+
+    @property
+    def control(self) -> ServedVariant:
+        return next(v for v in self.variants if v.is_control)
+
+    @property
+    def weights(self) -> tuple[tuple[str, float], ...]:
+        return tuple((v.key, v.weight) for v in self.variants)
+
+    def variant(self, *, key: str | None = None, id: int | None = None) -> ServedVariant:
+        return next(v for v in self.variants if v.key == key or v.id == id)
+
+    @property
+    def accepts_new_units(self) -> bool:
+        """New units enter only while running and within the preregistered test period."""
+        return self.status == Status.RUNNING and timezone.now() < self.ends_at
+
+
+@dataclass(frozen=True)
+class AssignmentAnswer:
+    """One unit's answer, as DESIGN.md's assignment JSON."""
+
+    experiment: str
+    unit: str
+    variant: str
+    payload: dict
+    in_experiment: bool
+    shadow: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"experiment": self.experiment, "unit": self.unit, "variant": self.variant,
+                "payload": self.payload, "in_experiment": self.in_experiment, "shadow": self.shadow}
+
+
+# Variants cannot change once an experiment has started, so they are cached per process
+# by experiment id (never for drafts, whose variants may still be edited).
+_started_variants: dict[int, tuple[ServedVariant, ...]] = {}
+
+_STATE_FIELDS = ("id", "key", "salt", "status", "design", "traffic_percent", "ends_at")
+
+
+def _variants_of(experiment_id: int, status: str) -> tuple[ServedVariant, ...]:
+    cached = _started_variants.get(experiment_id)
+    if cached is not None:
+        return cached
+    variants = tuple(
+        ServedVariant(**row) for row in Variant.objects.filter(experiment_id=experiment_id)
+        .order_by("position", "id").values("id", "key", "weight", "is_control", "payload")
+    )
+    if status != Status.DRAFT:
+        _started_variants[experiment_id] = variants
+    return variants
+
+
+def _state(row: dict[str, Any]) -> ExperimentState:
+    return ExperimentState(
+        **{name: row[name] for name in _STATE_FIELDS}, variants=_variants_of(row["id"], row["status"])
+    )
+
+
+def experiment_state(key: str, *, unit: str | None = None) -> tuple[ExperimentState, int | None]:
+    """The experiment and, when a unit is given, the variant id stored for it (one query)."""
+    queryset = Experiment.objects.filter(key=key)
+    fields = list(_STATE_FIELDS)
+    if unit is not None:
+        stored = Assignment.objects.filter(experiment=OuterRef("pk"), unit=unit).values("variant_id")[:1]
+        queryset = queryset.annotate(stored_variant_id=Subquery(stored))
+        fields.append("stored_variant_id")
+    row = queryset.values(*fields).first()
+    if row is None:
+        raise Experiment.DoesNotExist(f"No experiment with key {key!r}.")
+    return _state(row), row.get("stored_variant_id")
+
+
+def _answer(state: ExperimentState, unit: str, variant: ServedVariant | None) -> AssignmentAnswer:
+    """The answer for a unit given its stored (or just stored) variant; None means not in."""
+    if variant is None or state.status == Status.STOPPED:
+        control = state.control
+        return AssignmentAnswer(state.key, unit, control.key, control.payload, False)
+    if state.design == Design.CHAMPION_CHALLENGER:
+        champion = state.control
+        shadow = [v.key for v in state.variants if not v.is_control]
+        return AssignmentAnswer(state.key, unit, champion.key, champion.payload, True, shadow)
+    return AssignmentAnswer(state.key, unit, variant.key, variant.payload, True)
+
+
+def _first_variant(state: ExperimentState, unit: str) -> ServedVariant | None:
+    """The hash's answer for a unit never seen: None when outside the traffic."""
+    if not state.accepts_new_units:
+        return None
+    if not hashing.is_included(state.salt, unit, state.traffic_percent):
+        return None
+    if state.design == Design.CHAMPION_CHALLENGER:
+        # Every sampled request is served by the champion and shadow-scored by the challengers.
+        return state.control
+    return state.variant(key=hashing.choose_variant(state.salt, unit, state.weights))
+
+
+def _check_servable(state: ExperimentState) -> None:
+    if state.status == Status.DRAFT:
+        raise WrongState(f"Experiment {state.key!r} is a draft: start it before asking for assignments.",
+                         status=state.status)
+
+
+def _store(state: ExperimentState, firsts: dict[str, ServedVariant]) -> dict[str, int]:
+    """Store first assignments (existing rows win) and return every unit's stored variant id."""
+    Assignment.objects.bulk_create(
+        [Assignment(experiment_id=state.id, unit=unit, variant_id=v.id) for unit, v in firsts.items()],
+        ignore_conflicts=True,
+        batch_size=5000,
+    )
+    return dict(
+        Assignment.objects.filter(experiment_id=state.id, unit__in=list(firsts)).values_list("unit", "variant_id")
+    )
+
+
+def assignment_for_unit(*, experiment_key: str, unit: str) -> AssignmentAnswer:
+    """One unit's sticky assignment in one experiment, stored before it is returned."""
+    state, stored_variant_id = experiment_state(experiment_key, unit=unit)
+    _check_servable(state)
+    if stored_variant_id is not None:
+        return _answer(state, unit, state.variant(id=stored_variant_id))
+    first = _first_variant(state, unit)
+    if first is None:
+        return _answer(state, unit, None)
+    stored = _store(state, {unit: first})
+    return _answer(state, unit, state.variant(id=stored[unit]))
+
+
+def assignments_for_units(*, experiment_key: str, units: list[str]) -> list[AssignmentAnswer]:
+    """Many units of one experiment, answered in request order (duplicates answered alike)."""
+    state, _ = experiment_state(experiment_key)
+    _check_servable(state)
+    return _answers_in_bulk(state, units)
+
+
+def _answers_in_bulk(state: ExperimentState, units: list[str]) -> list[AssignmentAnswer]:
+    distinct = list(dict.fromkeys(units))
+    stored = dict(
+        Assignment.objects.filter(experiment_id=state.id, unit__in=distinct).values_list("unit", "variant_id")
+    )
+    firsts = {}
+    for unit in distinct:
+        if unit not in stored:
+            first = _first_variant(state, unit)
+            if first is not None:
+                firsts[unit] = first
+    if firsts:
+        stored.update(_store(state, firsts))
+    by_id = {v.id: v for v in state.variants}
+    return [_answer(state, unit, by_id.get(stored.get(unit))) for unit in units]
+
+
+def assignments_for_running_experiments(*, unit: str) -> list[AssignmentAnswer]:
+    """One unit's assignment in every running experiment, ordered by experiment key."""
+    stored = Assignment.objects.filter(experiment=OuterRef("pk"), unit=unit).values("variant_id")[:1]
+    rows = (
+        Experiment.objects.running().order_by("key")
+        .annotate(stored_variant_id=Subquery(stored)).values(*_STATE_FIELDS, "stored_variant_id")
+    )
+    answers = []
+    for row in rows:
+        state = _state(row)
+        if row["stored_variant_id"] is not None:
+            answers.append(_answer(state, unit, state.variant(id=row["stored_variant_id"])))
+        else:
+            answers.extend(_answers_in_bulk(state, [unit]))
+    return answers
