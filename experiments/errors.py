@@ -23,6 +23,15 @@ class InvalidDefinition(ExperimentError):
         self.errors = errors
 
 
+class MalformedItems(ExperimentError):
+    """Items of a batch are not of the expected shape; `errors` maps each item field to its messages."""
+
+    status_code = 400
+
+    def __init__(self, detail: str, errors: dict[str, list[str]], indexes: list[int]):
+        super().__init__(detail, errors=errors, indexes=indexes)
+
+
 class WrongState(ExperimentError):
     """The experiment is not in a state that allows this action."""
 

@@ -135,6 +135,10 @@ class Experiment(models.Model):
     started_at = models.DateTimeField("started at", null=True, blank=True, editable=False)
     ends_at = models.DateTimeField("ends at", null=True, blank=True, editable=False)
     stop_reason = models.TextField("stop reason", blank=True, editable=False)
+    observation_count = models.BigIntegerField(
+        "observations", default=0, editable=False,
+        help_text="Observations stored so far (kept by ingestion, so that progress never counts millions of rows).",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
         related_name="+", verbose_name="created by", editable=False,
@@ -173,6 +177,7 @@ class Experiment(models.Model):
         permissions = [
             ("run_experiment", "Can start, stop, analyze and promote experiments"),
             ("fetch_assignment", "Can fetch assignments, as a service does"),
+            ("post_observation", "Can post observations, as a service does"),
         ]
 
     def __str__(self) -> str:
@@ -242,6 +247,40 @@ class Assignment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.experiment_id}:{self.unit}"
+
+
+class Observation(models.Model):
+    """One value for a unit (and, for champion/challenger, for a variant): the raw outcome data.
+
+    Rows are written in bulk (COPY on PostgreSQL) and only ever aggregated in SQL: per unit
+    first, then per variant, which the (experiment, variant, unit) index serves.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    experiment = models.ForeignKey(
+        Experiment, on_delete=models.CASCADE, related_name="observations", verbose_name="experiment",
+    )
+    variant = models.ForeignKey(Variant, on_delete=models.PROTECT, related_name="+", verbose_name="variant")
+    unit = models.CharField("unit", max_length=255)
+    value = models.FloatField("value", help_text="0/1 for a binary metric, any finite number otherwise.")
+    latency_ms = models.FloatField("latency (ms)", null=True, blank=True)
+    observed_at = models.DateTimeField("observed at", help_text="When it happened, as the service says (or arrival).")
+    received_at = models.DateTimeField("received at", auto_now_add=True)
+    idempotency_key = models.CharField(
+        "id", max_length=255, null=True, blank=True,
+        help_text="The client's id for this observation: a retry with the same id is stored once.",
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["experiment", "idempotency_key"], name="observation_id_unique_per_experiment",
+            ),
+        ]
+        indexes = [models.Index(fields=["experiment", "variant", "unit"], name="observation_by_variant_unit")]
+
+    def __str__(self) -> str:
+        return f"{self.experiment_id}:{self.unit}={self.value}"
 
 
 class AuditEvent(models.Model):

@@ -58,6 +58,7 @@ def experiment_progress(experiment: Experiment) -> dict[str, Any]:
     planned_total = sum(planned.values())
     return {
         "units": units,
+        "observations": experiment.observation_count,
         "sample_ratio_p_value": sample_ratio_p_value,
         "share_of_plan": sum(units.values()) / planned_total if planned_total else None,
     }

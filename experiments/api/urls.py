@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from experiments.api import assignments, experiments
+from experiments.api import assignments, experiments, observations
 
 urlpatterns = [
     path("experiments/", experiments.ExperimentListCreateApi.as_view(), name="experiment-list"),
@@ -11,5 +11,7 @@ urlpatterns = [
     path("experiments/<slug:key>/stop/", experiments.ExperimentStopApi.as_view(), name="experiment-stop"),
     path("experiments/<slug:key>/assignment/", assignments.ExperimentAssignmentApi.as_view(),
          name="experiment-assignment"),
+    path("experiments/<slug:key>/observations/", observations.ObservationIngestApi.as_view(),
+         name="experiment-observations"),
     path("assignments/", assignments.AssignmentBatchApi.as_view(), name="assignments"),
 ]

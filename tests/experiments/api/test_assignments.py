@@ -214,7 +214,7 @@ def test_the_experiment_detail_shows_units_per_variant_and_the_live_sample_ratio
     assert progress["sample_ratio_p_value"] == pytest.approx(
         chisquare([counts["control"], counts["green"]]).pvalue, rel=1e-12)
     assert progress["share_of_plan"] == pytest.approx(300 / (2 * 14745))
-    assert set(progress) == {"units", "sample_ratio_p_value", "share_of_plan"}
+    assert set(progress) == {"units", "observations", "sample_ratio_p_value", "share_of_plan"}
 
 
 BAD_REQUESTS = {

@@ -1,0 +1,66 @@
+"""POST /api/v1/experiments/{key}/observations/: up to 10,000 observations, all or nothing."""
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from experiments.api.experiments import get_experiment_or_404
+from experiments.api.permissions import ServiceOrPersonWithPermission
+from experiments.api.renderers import OrjsonParser, OrjsonRenderer
+from experiments.errors import MalformedItems
+from experiments.observation_input import ItemErrors, ObservationRow, parse_items
+from experiments.services.ingestion import observations_ingest
+
+MAX_OBSERVATIONS_PER_REQUEST = 10_000
+
+
+class ObservationSerializer(serializers.Serializer):
+    """One observation (documentation only: parsing is `parse_items`, for speed)."""
+
+    unit = serializers.CharField(max_length=255)
+    value = serializers.FloatField()
+    variant = serializers.SlugField(required=False)
+    id = serializers.CharField(required=False, max_length=255)
+    timestamp = serializers.DateTimeField(required=False)
+    latency_ms = serializers.FloatField(required=False, min_value=0)
+
+
+def parse_observation_batch(data) -> list[ObservationRow]:
+    """The typed rows of `{"observations": [...]}`, or MalformedItems naming every bad item."""
+    items = data.get("observations") if isinstance(data, dict) else None
+    if not isinstance(items, list) or not items:
+        raise MalformedItems('Send {"observations": [...]} with at least one observation.',
+                             errors={"observations": ["Required: a non-empty list."]}, indexes=[])
+    if len(items) > MAX_OBSERVATIONS_PER_REQUEST:
+        raise MalformedItems(
+            f"At most {MAX_OBSERVATIONS_PER_REQUEST} observations per request; got {len(items)}.",
+            errors={"observations": [f"At most {MAX_OBSERVATIONS_PER_REQUEST} items."]}, indexes=[],
+        )
+    errors = ItemErrors()
+    rows = parse_items(items, errors)
+    if errors:
+        raise MalformedItems(f"{len(errors.indexes)} observation(s) are malformed; nothing was stored.",
+                             errors=errors.by_path, indexes=sorted(errors.indexes))
+    return rows
+
+
+class ObservationIngestApi(APIView):
+    """Store a batch of observations: every rule holds for every item, or nothing is stored."""
+
+    permission_classes = [ServiceOrPersonWithPermission]
+    required_permission = "experiments.post_observation"
+    parser_classes = [OrjsonParser]
+    renderer_classes = [OrjsonRenderer]
+
+    @extend_schema(
+        request=inline_serializer("ObservationBatch", {"observations": ObservationSerializer(many=True)}),
+        responses={201: inline_serializer("ObservationBatchResult", {
+            "accepted": serializers.IntegerField(), "duplicates": serializers.IntegerField()})},
+    )
+    def post(self, request, key: str):
+        experiment = get_experiment_or_404(key)
+        rows = parse_observation_batch(request.data)
+        result = observations_ingest(experiment=experiment, rows=rows)
+        return Response({"accepted": result.accepted, "duplicates": result.duplicates},
+                        status=status.HTTP_201_CREATED)
