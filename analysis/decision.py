@@ -105,11 +105,13 @@ def decide(
             f"The result is inconclusive because {no_winner} and {_names(short)} "
             f"{_is_are(short)} below the planned sample size.",
         )
-    return Decision("keep", None, f"Keep the control because {no_winner} with every variant at its planned sample size.")
+    return Decision(
+        "keep", None, f"Keep the control because {no_winner} with every variant at its planned sample size."
+    )
 
 
 def _names(keys: Sequence[str]) -> str:
-    return ", ".join(keys)
+    return keys[0] if len(keys) == 1 else f"{', '.join(keys[:-1])} and {keys[-1]}"
 
 
 def _is_are(keys: Sequence[str]) -> str:

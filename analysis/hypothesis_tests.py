@@ -124,7 +124,9 @@ def two_proportion_z_test(
     p_x, p_y = x_count / n_x, y_count / n_y
     pooled = (x_count + y_count) / (n_x + n_y)
     if pooled in (0.0, 1.0):
-        raise AnalysisError(f"every unit in both arms has the value {int(pooled)}, so the proportions cannot be compared")
+        raise AnalysisError(
+            f"every unit in both arms has the value {int(pooled)}, so the proportions cannot be compared"
+        )
     effect = p_y - p_x
     z = effect / math.sqrt(pooled * (1 - pooled) * (1 / n_y + 1 / n_x))
     var_x, var_y = p_x * (1 - p_x) / n_x, p_y * (1 - p_y) / n_y
@@ -204,7 +206,7 @@ def mcnemar_test(pairs: PairedSummary, *, alternative: str, alpha: float) -> Com
     effect = (c - b) / n, the mean of d in {-1, 0, 1}. Its Wald interval uses the maximum
     likelihood variance Var(mean d) = (mean(d^2) - mean(d)^2) / n = ((b + c)/n - ((c - b)/n)^2) / n,
     i.e. denominator n, not n - 1: this is the textbook Wald interval for the difference of
-    dependent proportions (Agresti, Categorical Data Analysis, 3rd ed., 11.1.1), and it uses
+    dependent proportions (Agresti, Categorical Data Analysis, 3rd ed., section 11.1), and it uses
     the same p (1 - p) / n variances as the unpooled Wald interval of the two-proportion test.
     """
     _check_alternative_and_alpha(alternative, alpha)
@@ -217,7 +219,9 @@ def mcnemar_test(pairs: PairedSummary, *, alternative: str, alpha: float) -> Com
         raise AnalysisError("cross_total exceeds a side's number of ones, so the values cannot be 0/1 pairs")
     discordant = b + c
     if discordant == 0:
-        raise AnalysisError("no pair is discordant (champion and challenger always agree), so McNemar's test is undefined")
+        raise AnalysisError(
+            "no pair is discordant (champion and challenger always agree), so McNemar's test is undefined"
+        )
     n = pairs.n
     if discordant < MCNEMAR_EXACT_BELOW:
         statistic, df = float(min(b, c)), None
