@@ -1,0 +1,118 @@
+"""`manage.py import_observations KEY FILE`: backfill observations from CSV or JSON Lines.
+
+The same rules as the REST endpoint apply, and the whole file is one transaction: if any
+row breaks a rule, nothing of the file is stored. Rows are read and stored in chunks of
+10,000, so memory stays flat whatever the file's size.
+"""
+
+import csv
+import itertools
+import math
+import time
+from pathlib import Path
+
+import orjson
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from tqdm import tqdm
+
+from experiments.errors import ExperimentError
+from experiments.models import Experiment
+from experiments.observation_input import ItemErrors, parse_items
+from experiments.services.ingestion import observations_ingest
+
+CHUNK_ROWS = 10_000
+MAX_ERRORS_SHOWN = 20
+CSV_NUMBER_COLUMNS = ("value", "latency_ms")
+
+
+def _csv_items(lines):
+    """CSV rows as items: empty cells are absent, numeric columns parsed (bad ones left for the rules)."""
+    for row in csv.DictReader(lines):
+        item = {name: cell for name, cell in row.items() if name and cell not in ("", None)}
+        for column in CSV_NUMBER_COLUMNS:
+            if column in item:
+                try:
+                    item[column] = float(item[column])
+                except ValueError:
+                    pass
+        yield item
+
+
+def _jsonl_items(lines):
+    for line in lines:
+        if line.strip():
+            try:
+                yield orjson.loads(line)
+            except orjson.JSONDecodeError:
+                yield None  # reported as "not a JSON object" with its line number
+
+
+class Command(BaseCommand):
+    help = "Import observations for a running experiment from a CSV (with a header) or JSON Lines file."
+
+    def add_arguments(self, parser):
+        parser.add_argument("key", help="The experiment's key.")
+        parser.add_argument("file", type=Path, help="A .csv file or a .jsonl / .ndjson file.")
+        parser.add_argument("--format", choices=["csv", "jsonl"], help="Default: from the file's extension.")
+        parser.add_argument("--no-progress", action="store_true", help="Do not show the progress bar.")
+
+    def handle(self, *args, key: str, file: Path, format: str | None, no_progress: bool, **options):
+        try:
+            experiment = Experiment.objects.get(key=key)
+        except Experiment.DoesNotExist:
+            raise CommandError(f"No experiment with key {key!r}.")
+        if not file.is_file():
+            raise CommandError(f"No file at {file}.")
+        file_format = format or ("csv" if file.suffix.lower() == ".csv" else "jsonl")
+        # CSV data starts on line 2 (after the header); JSON Lines on line 1.
+        first_line = 2 if file_format == "csv" else 1
+        started = time.monotonic()
+        accepted = duplicates = rows_read = 0
+        with file.open(encoding="utf-8", newline="") as handle, tqdm(
+            total=file.stat().st_size, unit="B", unit_scale=True, disable=no_progress, desc=key,
+        ) as progress:
+            lines = _counting(handle, progress)
+            items = _csv_items(lines) if file_format == "csv" else _jsonl_items(lines)
+            try:
+                with transaction.atomic():
+                    while chunk := list(itertools.islice(items, CHUNK_ROWS)):
+                        errors = ItemErrors(prefix="row")
+                        rows = parse_items(chunk, errors, first_index=rows_read)
+                        if errors:
+                            raise ExperimentError("malformed rows", errors=errors.by_path)
+                        result = observations_ingest(experiment=experiment, rows=rows)
+                        accepted += result.accepted
+                        duplicates += result.duplicates
+                        rows_read += len(chunk)
+            except ExperimentError as error:
+                raise CommandError(self._explain(error, first_line)) from None
+        seconds = time.monotonic() - started
+        self.stdout.write(
+            f"Imported {accepted} observation(s) into {key} from {file} "
+            f"({duplicates} duplicate id(s) skipped) in {seconds:.1f} s "
+            f"({(accepted + duplicates) / max(seconds, 1e-9):,.0f} rows/s)."
+        )
+
+    @staticmethod
+    def _explain(error: ExperimentError, first_line: int) -> str:
+        problems = error.extra.get("errors")
+        if not problems:
+            return f"{error.detail} Nothing was imported."
+        lines = []
+        for path, messages in itertools.islice(problems.items(), MAX_ERRORS_SHOWN):
+            # Paths look like row[12].value or observations[12].value: report the file line.
+            index = int(path[path.index("[") + 1:path.index("]")])
+            field = path.split(".", 1)[1] if "." in path else ""
+            lines.append(f"  line {index + first_line}: {field}: {'; '.join(messages)}")
+        more = len(problems) - MAX_ERRORS_SHOWN
+        if more > 0:
+            lines.append(f"  ... and {more} more")
+        return "Nothing was imported; these rows break a rule:\n" + "\n".join(lines)
+
+
+def _counting(handle, progress):
+    """Yield the file's lines while advancing the progress bar by their size."""
+    for line in handle:
+        progress.update(len(line))
+        yield line
