@@ -152,6 +152,15 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(VAR_DIR / "celery" / "processed"),
         "store_processed": False,
     }
+else:
+    # A task that is not acknowledged within this time is delivered again (acks_late): it
+    # must exceed the hard time limit, or a long analysis would run twice at once.
+    # Redis checks for such tasks every interval x throttle seconds (kombu's defaults: 10 x 10).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+        "unacked_restore_interval": env.float("CELERY_UNACKED_RESTORE_INTERVAL", default=10.0),
+        "unacked_restore_throttle": env.int("CELERY_UNACKED_RESTORE_THROTTLE", default=10),
+    }
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=None)
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
@@ -163,6 +172,15 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=30 
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=35 * 60)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    # Moves experiments whose lock has lifted to analyzing and queues their analysis.
+    "queue-due-analyses": {
+        "task": "experiments.queue_due_analyses",
+        "schedule": env.float("ANALYSIS_SWEEP_SECONDS", default=60.0),
+    },
+}
+# PostgreSQL work_mem for the analysis transaction (per-unit aggregation of millions of rows).
+ANALYSIS_WORK_MEM = env("ANALYSIS_WORK_MEM", default="256MB")
 
 # Health check: how long /healthz waits for the broker before calling it unreachable.
 HEALTHZ_BROKER_TIMEOUT_SECONDS = env.float("HEALTHZ_BROKER_TIMEOUT_SECONDS", default=2.0)

@@ -135,6 +135,10 @@ class Experiment(models.Model):
     started_at = models.DateTimeField("started at", null=True, blank=True, editable=False)
     ends_at = models.DateTimeField("ends at", null=True, blank=True, editable=False)
     stop_reason = models.TextField("stop reason", blank=True, editable=False)
+    analysis_queued_at = models.DateTimeField(
+        "analysis queued at", null=True, blank=True, editable=False,
+        help_text="When the analysis was last queued; the sweep re-queues one that never finished.",
+    )
     observation_count = models.BigIntegerField(
         "observations", default=0, editable=False,
         help_text="Observations stored so far (kept by ingestion, so that progress never counts millions of rows).",
@@ -281,6 +285,42 @@ class Observation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.experiment_id}:{self.unit}={self.value}"
+
+
+class ImmutableResultError(Exception):
+    """An analysis result is never changed or deleted once stored."""
+
+
+class AnalysisResult(models.Model):
+    """The one, immutable result of an experiment's preregistered analysis (DESIGN.md's results JSON)."""
+
+    experiment = models.OneToOneField(
+        Experiment, on_delete=models.PROTECT, related_name="result", verbose_name="experiment",
+    )
+    protocol_hash = models.CharField("protocol hash", max_length=64, help_text="The protocol it was run under.")
+    analyzed_at = models.DateTimeField("analyzed at")
+    outcome = models.CharField("decision", max_length=16, help_text="promote, keep, inconclusive or invalid.")
+    winner = models.CharField("winning variant", max_length=100, blank=True)
+    document = models.JSONField("result", help_text="Variants, comparisons, checks and decision, as served.")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(outcome__in=["promote", "keep", "inconclusive", "invalid"]),
+                name="result_outcome_valid",
+            ),
+        ]
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ImmutableResultError("An analysis result cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ImmutableResultError("An analysis result cannot be deleted.")
+
+    def __str__(self) -> str:
+        return f"{self.experiment.key}: {self.outcome}"
 
 
 class AuditEvent(models.Model):

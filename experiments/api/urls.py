@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from experiments.api import assignments, experiments, observations
+from experiments.api import assignments, experiments, observations, results
 
 urlpatterns = [
     path("experiments/", experiments.ExperimentListCreateApi.as_view(), name="experiment-list"),
@@ -13,5 +13,7 @@ urlpatterns = [
          name="experiment-assignment"),
     path("experiments/<slug:key>/observations/", observations.ObservationIngestApi.as_view(),
          name="experiment-observations"),
+    path("experiments/<slug:key>/analyze/", results.ExperimentAnalyzeApi.as_view(), name="experiment-analyze"),
+    path("experiments/<slug:key>/results/", results.ExperimentResultsApi.as_view(), name="experiment-results"),
     path("assignments/", assignments.AssignmentBatchApi.as_view(), name="assignments"),
 ]

@@ -1,0 +1,36 @@
+"""Celery tasks: thin, idempotent wrappers over the analysis services."""
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+from kombu.exceptions import OperationalError as BrokerError
+
+from experiments.services.analysis import analysis_run, experiments_queue_due_analyses
+
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, BrokerError)
+
+
+@shared_task(
+    name="experiments.analyze_experiment",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=True,
+    max_retries=8,
+)
+def analyze_experiment(experiment_id: int) -> str:
+    """Run one experiment's analysis; a second run finds the stored result and returns its outcome."""
+    return analysis_run(experiment_id=experiment_id).outcome
+
+
+@shared_task(
+    name="experiments.queue_due_analyses",
+    acks_late=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=True,
+    max_retries=3,
+    soft_time_limit=50,
+    time_limit=55,
+)
+def queue_due_analyses() -> list[int]:
+    """Beat job: queue the analysis of every experiment whose lock has lifted."""
+    return experiments_queue_due_analyses()
