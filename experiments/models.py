@@ -135,6 +135,15 @@ class Experiment(models.Model):
     started_at = models.DateTimeField("started at", null=True, blank=True, editable=False)
     ends_at = models.DateTimeField("ends at", null=True, blank=True, editable=False)
     stop_reason = models.TextField("stop reason", blank=True, editable=False)
+    concluded_variant = models.ForeignKey(
+        "Variant", null=True, blank=True, on_delete=models.PROTECT, related_name="+", editable=False,
+        verbose_name="concluded variant", help_text="Served to every unit once the experiment is concluded.",
+    )
+    concluded_at = models.DateTimeField("concluded at", null=True, blank=True, editable=False)
+    previous = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="follow_ups", editable=False,
+        verbose_name="follow-up of", help_text="The concluded experiment whose winner is this one's control.",
+    )
     analysis_queued_at = models.DateTimeField(
         "analysis queued at", null=True, blank=True, editable=False,
         help_text="When the analysis was last queued; the sweep re-queues one that never finished.",

@@ -4,10 +4,7 @@ from django.db import models
 
 
 class ExperimentQuerySet(models.QuerySet):
-    """Filters named after the lifecycle."""
-
-    def running(self) -> "ExperimentQuerySet":
-        return self.filter(status="running")
+    """Filters shared by selectors and views."""
 
     def with_variants(self) -> "ExperimentQuerySet":
         return self.prefetch_related("variants")

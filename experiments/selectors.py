@@ -26,7 +26,7 @@ def experiment_definition(experiment: Experiment) -> dict[str, Any]:
 
 def experiment_get(key: str, *, for_update: bool = False) -> Experiment:
     """The experiment with this key (variants prefetched), or Experiment.DoesNotExist."""
-    queryset = Experiment.objects.with_variants()
+    queryset = Experiment.objects.with_variants().select_related("concluded_variant", "previous")
     if for_update:
         queryset = queryset.select_for_update()
     return queryset.get(key=key)

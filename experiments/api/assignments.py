@@ -11,7 +11,7 @@ from experiments.api.renderers import OrjsonRenderer
 from experiments.models import Experiment
 from experiments.services.assignment import (
     assignment_for_unit,
-    assignments_for_running_experiments,
+    assignments_for_live_experiments,
     assignments_for_units,
 )
 
@@ -79,7 +79,7 @@ class ExperimentAssignmentApi(APIView):
 
 
 class AssignmentBatchApi(APIView):
-    """POST `{"unit": ID}` for every running experiment, or `{"units": [...], "experiment": KEY}`."""
+    """POST `{"unit": ID}` for every live experiment, or `{"units": [...], "experiment": KEY}`."""
 
     permission_classes = [ServiceOrPersonWithPermission]
     required_permission = "experiments.fetch_assignment"
@@ -104,7 +104,7 @@ class AssignmentBatchApi(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         if "unit" in data and "experiment" not in data:
-            answers = assignments_for_running_experiments(unit=data["unit"])
+            answers = assignments_for_live_experiments(unit=data["unit"])
         else:
             units = data["units"] if "units" in data else [data["unit"]]
             try:

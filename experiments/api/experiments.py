@@ -12,6 +12,7 @@ from experiments.models import Experiment
 from experiments.selectors import experiment_get
 from experiments.services.definition import experiment_create, experiment_update
 from experiments.services.lifecycle import experiment_start, experiment_stop
+from experiments.services.promotion import experiment_promote
 
 VIEW = "experiments.view_experiment"
 ADD = "experiments.add_experiment"
@@ -101,4 +102,16 @@ class ExperimentStopApi(APIView):
         serializer.is_valid(raise_exception=True)
         experiment = experiment_stop(experiment=experiment, actor=request.user,
                                      reason=serializer.validated_data["reason"])
+        return render(experiment)
+
+
+class ExperimentPromoteApi(APIView):
+    """Apply the analysis's decision: conclude with the winner (promote) or the control (keep, inconclusive)."""
+
+    permission_classes = [PersonHasPermission]
+    required_permissions = {"POST": RUN}
+
+    @extend_schema(request=None, responses=ExperimentSerializer)
+    def post(self, request, key: str):
+        experiment = experiment_promote(experiment=get_experiment_or_404(key), actor=request.user)
         return render(experiment)

@@ -82,6 +82,12 @@ class ExperimentInputSerializer(serializers.Serializer):
     auto_promote = serializers.BooleanField(default=False)
     variants = VariantSerializer(many=True)
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # "from" is a Python keyword, so the field is added by name: the concluded experiment
+        # whose winner becomes this one's control (champion), payload included.
+        self.fields["from"] = serializers.SlugField(required=False)
+
     def validate_key(self, key: str) -> str:
         if self.instance is not None and key != self.instance.key:
             raise serializers.ValidationError("The key of an experiment cannot change.")
@@ -99,6 +105,10 @@ class ExperimentInputSerializer(serializers.Serializer):
             changes["variants"] = [
                 {"weight": 1.0, "is_control": False, "payload": {}, **variant} for variant in changes["variants"]
             ]
+        if "from" in changes:
+            if self.instance is not None:
+                raise serializers.ValidationError({"from": ["Only a new experiment can follow another."]})
+            changes["previous"], changes["variants"] = _follow_up(changes.pop("from"), changes.get("variants") or [])
         if self.instance is not None:
             merged = {**experiment_definition(self.instance), **changes}
         else:
@@ -110,6 +120,22 @@ class ExperimentInputSerializer(serializers.Serializer):
         return merged if self.instance is None else changes
 
 
+def _follow_up(previous_key: str, variants: list[dict]) -> tuple[Experiment, list[dict]]:
+    """The concluded experiment and the variants with its concluded variant as the control."""
+    previous = Experiment.objects.filter(key=previous_key).select_related("concluded_variant").first()
+    if previous is None:
+        raise serializers.ValidationError({"from": [f"No experiment with key {previous_key!r}."]})
+    if previous.concluded_variant is None:
+        raise serializers.ValidationError({"from": [f"Experiment {previous_key!r} is {previous.status}, "
+                                                    "not concluded: it has no winner to carry over."]})
+    if any(v.get("is_control") for v in variants):
+        raise serializers.ValidationError({"variants": ["With from, the control is the concluded variant of "
+                                                        f"{previous_key!r}; list only the challengers."]})
+    winner = previous.concluded_variant
+    champion = {"key": winner.key, "weight": winner.weight, "is_control": True, "payload": winner.payload}
+    return previous, [champion, *variants]
+
+
 class ExperimentSerializer(serializers.ModelSerializer):
     """An experiment as DESIGN.md renders it: definition, protocol, status, warnings."""
 
@@ -119,6 +145,8 @@ class ExperimentSerializer(serializers.ModelSerializer):
     variants = serializers.SerializerMethodField()
     protocol = serializers.SerializerMethodField()
     progress = serializers.SerializerMethodField()
+    concluded_variant = serializers.SlugRelatedField(slug_field="key", read_only=True)
+    champions = serializers.SerializerMethodField()
     warnings = serializers.SerializerMethodField()
 
     class Meta:
@@ -127,7 +155,7 @@ class ExperimentSerializer(serializers.ModelSerializer):
             "key", "name", "hypothesis", "design", "metric", "baseline_mean", "baseline_sd", "mde",
             "sample_size_per_variant", "alpha", "power", "alternative", "duration", "grace_period",
             "traffic_percent", "auto_promote", "salt", "status", "stop_reason", "variants", "protocol",
-            "progress", "warnings", "created_at", "updated_at",
+            "progress", "concluded_variant", "concluded_at", "champions", "warnings", "created_at", "updated_at",
         )
         read_only_fields = fields
 
@@ -167,6 +195,21 @@ class ExperimentSerializer(serializers.ModelSerializer):
             "ends_at": None,
             "unlocks_at": None,
         }
+
+    def to_representation(self, experiment: Experiment) -> dict:
+        data = super().to_representation(experiment)
+        data["from"] = experiment.previous.key if experiment.previous_id else None
+        return data
+
+    def get_champions(self, experiment: Experiment) -> list[dict]:
+        """The chain of follow-ups back to the first experiment: who was champion when."""
+        history, current = [], experiment
+        while current is not None:
+            control = next(v for v in current.variants.all() if v.is_control)
+            history.append({"experiment": current.key, "champion": control.key,
+                            "concluded_with": current.concluded_variant.key if current.concluded_variant else None})
+            current = current.previous
+        return history
 
     def get_progress(self, experiment: Experiment) -> dict | None:
         return experiment_progress(experiment) if experiment.status != "draft" else None

@@ -15,5 +15,6 @@ urlpatterns = [
          name="experiment-observations"),
     path("experiments/<slug:key>/analyze/", results.ExperimentAnalyzeApi.as_view(), name="experiment-analyze"),
     path("experiments/<slug:key>/results/", results.ExperimentResultsApi.as_view(), name="experiment-results"),
+    path("experiments/<slug:key>/promote/", experiments.ExperimentPromoteApi.as_view(), name="experiment-promote"),
     path("assignments/", assignments.AssignmentBatchApi.as_view(), name="assignments"),
 ]

@@ -13,6 +13,7 @@ from analysis.types import AnalysisPlan, VariantPlan
 from experiments.errors import Locked, WrongState
 from experiments.models import AnalysisResult, Experiment, Status
 from experiments.services.audit import audit_record
+from experiments.services.promotion import experiment_promote
 from experiments.summaries import analysis_data
 
 logger = logging.getLogger(__name__)
@@ -135,4 +136,6 @@ def analysis_run(*, experiment_id: int) -> AnalysisResult:
     audit_record(experiment=experiment, action="analyzed", actor=None,
                  details={"outcome": result.decision.outcome, "variant": result.decision.variant})
     logger.info("analysed %s: %s", experiment.key, result.decision.outcome)
+    if experiment.auto_promote and result.decision.outcome != "invalid":
+        experiment_promote(experiment=experiment, actor=None)
     return stored

@@ -37,6 +37,7 @@ class ExperimentState:
     design: str
     traffic_percent: float
     ends_at: Any
+    concluded_variant_id: int | None
     variants: tuple[ServedVariant, ...]
 
     @property
@@ -76,7 +77,11 @@ class AssignmentAnswer:
 # by experiment id (never for drafts, whose variants may still be edited).
 _started_variants: dict[int, tuple[ServedVariant, ...]] = {}
 
-_STATE_FIELDS = ("id", "key", "salt", "status", "design", "traffic_percent", "ends_at")
+_STATE_FIELDS = ("id", "key", "salt", "status", "design", "traffic_percent", "ends_at", "concluded_variant_id")
+
+# Experiments that serve something to a unit asking for "every experiment": running ones,
+# ended ones still serving their assigned variants, and concluded ones serving the winner.
+LIVE_STATUSES = (Status.RUNNING, Status.ANALYZING, Status.ANALYZED, Status.CONCLUDED)
 
 
 def _variants_of(experiment_id: int, status: str) -> tuple[ServedVariant, ...]:
@@ -114,6 +119,10 @@ def experiment_state(key: str, *, unit: str | None = None) -> tuple[ExperimentSt
 
 def _answer(state: ExperimentState, unit: str, variant: ServedVariant | None) -> AssignmentAnswer:
     """The answer for a unit given its stored (or just stored) variant; None means not in."""
+    if state.status == Status.CONCLUDED:
+        # The decision is applied: everyone gets the concluded variant, and nobody is in a test.
+        served = state.variant(id=state.concluded_variant_id)
+        return AssignmentAnswer(state.key, unit, served.key, served.payload, False)
     if variant is None or state.status == Status.STOPPED:
         control = state.control
         return AssignmentAnswer(state.key, unit, control.key, control.payload, False)
@@ -191,11 +200,11 @@ def _answers_in_bulk(state: ExperimentState, units: list[str]) -> list[Assignmen
     return [_answer(state, unit, by_id.get(stored.get(unit))) for unit in units]
 
 
-def assignments_for_running_experiments(*, unit: str) -> list[AssignmentAnswer]:
-    """One unit's assignment in every running experiment, ordered by experiment key."""
+def assignments_for_live_experiments(*, unit: str) -> list[AssignmentAnswer]:
+    """One unit's assignment in every live experiment (see LIVE_STATUSES), ordered by key."""
     stored = Assignment.objects.filter(experiment=OuterRef("pk"), unit=unit).values("variant_id")[:1]
     rows = (
-        Experiment.objects.running().order_by("key")
+        Experiment.objects.filter(status__in=LIVE_STATUSES).order_by("key")
         .annotate(stored_variant_id=Subquery(stored)).values(*_STATE_FIELDS, "stored_variant_id")
     )
     answers = []
