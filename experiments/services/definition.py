@@ -77,9 +77,13 @@ def _replace_variants(experiment: Experiment, variants: list[dict[str, Any]]) ->
 
 
 def _audit_view(values: dict[str, Any]) -> dict[str, Any]:
-    """Values as JSON: durations in ISO 8601."""
-    return {name: iso_duration(value) if hasattr(value, "total_seconds") else value
-            for name, value in values.items()}
+    """Values as JSON: durations in ISO 8601, a previous experiment by its key."""
+    def as_json(value):
+        if hasattr(value, "total_seconds"):
+            return iso_duration(value)
+        return value.key if isinstance(value, Experiment) else value
+
+    return {name: as_json(value) for name, value in values.items()}
 
 
 def _user_or_none(actor):
