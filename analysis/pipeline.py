@@ -30,7 +30,7 @@ from analysis.types import AnalysisData, AnalysisPlan, SampleSummary, VariantPla
 
 __all__ = [
     "AnalysisData", "AnalysisPlan", "AnalysisResult", "ChallengerComparison", "CheckResults",
-    "VariantPlan", "VariantResult", "analyze",
+    "VariantPlan", "VariantResult", "analyze", "hypothesis_test_name",
 ]
 
 _HYPOTHESIS_TESTS = {
@@ -45,6 +45,11 @@ _TEST_NAMES = {
     ("champion_challenger", "continuous"): PAIRED_T_TEST,
     ("champion_challenger", "binary"): MCNEMAR_TEST,
 }
+
+
+def hypothesis_test_name(design: str, metric_type: str) -> str:
+    """The name of the preregistered test for a design and metric type (DESIGN.md's table)."""
+    return _TEST_NAMES[(design, metric_type)]
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,6 @@ from analysis.power import PowerPlan, minimum_detectable_effect, sample_sizes
 # Model field name -> the path a REST client uses for it.
 FIELD_PATHS = {"metric_name": "metric.name", "metric_type": "metric.type", "metric_direction": "metric.direction"}
 
-TEST_NAMES = {
-    ("ab", "binary"): "two-proportion z-test",
-    ("ab", "continuous"): "Welch t-test",
-    ("champion_challenger", "continuous"): "paired t-test",
-    ("champion_challenger", "binary"): "McNemar test",
-}
-
 SEASONALITY_DAYS = 7
 
 
@@ -154,7 +147,3 @@ def _ceil(value: float) -> int:
     # Guard against 1000 * 0.3 = 300.00000000000006 becoming 301.
     return int(-(-round(value, 9) // 1))
 
-
-def statistical_test_name(design: str, metric_type: str) -> str:
-    """The preregistered test's name for a design and metric type (DESIGN.md's table)."""
-    return TEST_NAMES[(design, metric_type)]

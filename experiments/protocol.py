@@ -5,7 +5,8 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from experiments.definition import planned_sample, statistical_test_name
+from analysis.pipeline import hypothesis_test_name
+from experiments.definition import planned_sample
 
 
 def iso_duration(value: timedelta) -> str:
@@ -64,7 +65,7 @@ def build_protocol(definition: dict[str, Any], *, started_at: datetime) -> dict[
             for v in definition["variants"]
         ],
         "sample_size_per_variant": sizes,
-        "test": statistical_test_name(definition["design"], definition["metric_type"]),
+        "test": hypothesis_test_name(definition["design"], definition["metric_type"]),
         "duration": iso_duration(definition["duration"]),
         "grace_period": iso_duration(definition["grace_period"]),
         "started_at": started_at.isoformat(),

@@ -7,7 +7,8 @@ from django.utils.dateparse import parse_duration
 from rest_framework import serializers
 
 from analysis.errors import AnalysisError
-from experiments.definition import definition_errors, definition_warnings, planned_sample, statistical_test_name
+from analysis.pipeline import hypothesis_test_name
+from experiments.definition import definition_errors, definition_warnings, planned_sample
 from experiments.models import Alternative, Design, Direction, Experiment, MetricType
 from experiments.protocol import iso_duration
 from experiments.selectors import experiment_definition, experiment_progress
@@ -184,12 +185,12 @@ class ExperimentSerializer(serializers.ModelSerializer):
         # A draft shows a preview of the sample size it would freeze if started now.
         try:
             mde, sizes = planned_sample(experiment_definition(experiment))
-        except (AnalysisError, StopIteration, KeyError, ZeroDivisionError):
+        except (AnalysisError, StopIteration):  # a draft without a control cannot be planned yet
             mde, sizes = None, None
         return {
             "sample_size_per_variant": sizes,
             "mde": mde,
-            "test": statistical_test_name(experiment.design, experiment.metric_type),
+            "test": hypothesis_test_name(experiment.design, experiment.metric_type),
             "hash": None,
             "started_at": None,
             "ends_at": None,
