@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test install clean
+.PHONY: run test install ensure-chromium clean
 
 install: $(INSTALLED)
 
@@ -20,9 +20,13 @@ run: $(INSTALLED)
 	scripts/run.sh
 
 # The whole suite on PostgreSQL and Redis; throwaway servers are started when none answer.
-test: $(INSTALLED)
+test: $(INSTALLED) ensure-chromium
 	SECRET_KEY=test-only-not-secret REQUIRE_POSTGRES=1 \
 		scripts/with_test_services.sh $(PY) -m pytest $(PYTEST_ARGS)
+
+# The browser tests drive Debian's /usr/bin/chromium (never a downloaded browser).
+ensure-chromium:
+	scripts/ensure_chromium.sh
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache .hypothesis

@@ -74,8 +74,9 @@ class AssignmentAnswer:
 
 
 # Variants cannot change once an experiment has started, so they are cached per process
-# by experiment id (never for drafts, whose variants may still be edited).
-_started_variants: dict[int, tuple[ServedVariant, ...]] = {}
+# (never for drafts, whose variants may still be edited). The key includes the random salt
+# because SQLite may give a deleted experiment's id to a new one.
+_started_variants: dict[tuple[int, str], tuple[ServedVariant, ...]] = {}
 
 _STATE_FIELDS = ("id", "key", "salt", "status", "design", "traffic_percent", "ends_at", "concluded_variant_id")
 
@@ -84,8 +85,8 @@ _STATE_FIELDS = ("id", "key", "salt", "status", "design", "traffic_percent", "en
 LIVE_STATUSES = (Status.RUNNING, Status.ANALYZING, Status.ANALYZED, Status.CONCLUDED)
 
 
-def _variants_of(experiment_id: int, status: str) -> tuple[ServedVariant, ...]:
-    cached = _started_variants.get(experiment_id)
+def _variants_of(experiment_id: int, salt: str, status: str) -> tuple[ServedVariant, ...]:
+    cached = _started_variants.get((experiment_id, salt))
     if cached is not None:
         return cached
     variants = tuple(
@@ -93,13 +94,13 @@ def _variants_of(experiment_id: int, status: str) -> tuple[ServedVariant, ...]:
         .order_by("position", "id").values("id", "key", "weight", "is_control", "payload")
     )
     if status != Status.DRAFT:
-        _started_variants[experiment_id] = variants
+        _started_variants[(experiment_id, salt)] = variants
     return variants
 
 
 def _state(row: dict[str, Any]) -> ExperimentState:
     return ExperimentState(
-        **{name: row[name] for name in _STATE_FIELDS}, variants=_variants_of(row["id"], row["status"])
+        **{name: row[name] for name in _STATE_FIELDS}, variants=_variants_of(row["id"], row["salt"], row["status"])
     )
 
 

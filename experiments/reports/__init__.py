@@ -1,0 +1,1 @@
+"""The stakeholders' final report: the protocol, the locked-until-unlocked result, charts and downloads."""

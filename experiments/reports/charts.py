@@ -1,0 +1,185 @@
+"""The report's charts, drawn on the server with matplotlib and returned as inline SVG markup.
+
+Figures are built with `matplotlib.figure.Figure`, never pyplot: pyplot keeps global state
+that two requests rendering at once would share. Text is drawn as paths (svg.fonttype
+"path"), so a chart needs no font from anywhere and prints exactly as it renders. Each chart
+gets its own hash salt so that the ids matplotlib writes (clip paths, markers) never clash
+between the three SVGs of one page. The functions take plain numbers already in display
+units; what to draw is decided by the report selector.
+"""
+
+import io
+import re
+from dataclasses import dataclass
+from datetime import date
+
+import matplotlib
+
+# The Agg backend is headless; set before anything could pick an interactive one.
+matplotlib.use("Agg")
+
+from matplotlib.figure import Figure  # noqa: E402  (after the backend choice, on purpose)
+
+CONTROL_COLOUR = "#6b7280"
+CHALLENGER_COLOURS = ("#2563eb", "#d97706", "#059669", "#7c3aed", "#db2777", "#0891b2")
+SIGNIFICANT_COLOUR = "#15803d"
+INK = "#1f2937"
+GRID = "#e5e7eb"
+RC = {
+    "svg.fonttype": "path",
+    "font.family": "DejaVu Sans",  # shipped inside matplotlib itself
+    "font.size": 9,
+    "axes.edgecolor": "#9ca3af",
+    "axes.labelcolor": INK,
+    "xtick.color": INK,
+    "ytick.color": INK,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+_PROLOGUE = re.compile(r"^.*?(?=<svg\b)", re.DOTALL)
+_METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class EffectBar:
+    """One challenger's effect and interval (None for an open end), in display units."""
+
+    label: str
+    effect: float
+    low: float | None
+    high: float | None
+    significant: bool
+
+
+@dataclass(frozen=True)
+class MeanBar:
+    """One variant's mean and the interval of that mean, in display units."""
+
+    label: str
+    mean: float
+    low: float
+    high: float
+    is_control: bool
+
+
+def colour(index: int, is_control: bool) -> str:
+    """The control in grey, challengers in a fixed cycle, so every chart colours a variant alike."""
+    return CONTROL_COLOUR if is_control else CHALLENGER_COLOURS[index % len(CHALLENGER_COLOURS)]
+
+
+def _svg(figure: Figure, *, salt: str, title: str) -> str:
+    """The figure as an <svg> element: no XML prologue, no metadata, a <title> for screen readers."""
+    buffer = io.StringIO()
+    with matplotlib.rc_context({**RC, "svg.hashsalt": salt}):
+        figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    markup = _METADATA.sub("", _PROLOGUE.sub("", buffer.getvalue(), count=1))
+    safe_title = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    opening_end = markup.index(">") + 1
+    return (markup[:opening_end].replace("<svg ", f'<svg role="img" aria-label="{safe_title}" ', 1)
+            + f"<title>{safe_title}</title>" + markup[opening_end:])
+
+
+def _figure(height: float) -> Figure:
+    with matplotlib.rc_context(RC):
+        figure = Figure(figsize=(7.2, height))
+        figure.add_subplot()
+    return figure
+
+
+def effects_chart(bars: list[EffectBar], *, mde_lines: list[float], unit: str, level: str) -> str:
+    """Each challenger's effect with its interval against zero (solid) and the MDE (dashed)."""
+    with matplotlib.rc_context(RC):
+        figure = _figure(1.4 + 0.55 * len(bars))
+        axes = figure.axes[0]
+        finite = [v for bar in bars for v in (bar.effect, bar.low, bar.high) if v is not None] + mde_lines + [0.0]
+        span = (max(finite) - min(finite)) or 1.0
+        left, right = min(finite) - 0.15 * span, max(finite) + 0.15 * span
+        for row, bar in enumerate(bars):
+            y = len(bars) - 1 - row
+            tint = SIGNIFICANT_COLOUR if bar.significant else colour(row, False)
+            low = bar.low if bar.low is not None else left
+            high = bar.high if bar.high is not None else right
+            axes.hlines(y, low, high, color=tint, linewidth=2.4)
+            # An open end (one-sided interval) runs to the edge with an arrow, not a cap.
+            for end, is_open, marker in ((low, bar.low is None, "<"), (high, bar.high is None, ">")):
+                axes.plot([end], [y], marker=marker if is_open else "|", color=tint, markersize=9)
+            axes.plot([bar.effect], [y], marker="o", color=tint, markersize=7,
+                      markerfacecolor=tint if bar.significant else "white", markeredgewidth=2)
+        axes.axvline(0, color=INK, linewidth=1)
+        for position, line in enumerate(mde_lines):
+            axes.axvline(line, color="#b91c1c", linewidth=1, linestyle="--",
+                         label="minimum detectable effect" if position == 0 else None)
+        axes.set_xlim(left, right)
+        axes.set_ylim(-0.7, len(bars) - 0.3)
+        axes.set_yticks(range(len(bars)), [bar.label for bar in reversed(bars)])
+        axes.set_xlabel(f"effect vs control{f' ({unit})' if unit else ''}, {level} interval")
+        axes.grid(axis="x", color=GRID)
+        axes.set_axisbelow(True)
+        if mde_lines:
+            axes.legend(loc="upper left", bbox_to_anchor=(0, 1.0 + 0.5 / (1 + len(bars))), frameon=False, fontsize=8)
+    return _svg(figure, salt="effects", title="Effect of each challenger with its interval")
+
+
+def means_chart(bars: list[MeanBar], *, unit: str, level: str) -> str:
+    """The mean of each variant with the interval of that mean."""
+    with matplotlib.rc_context(RC):
+        figure = _figure(1.4 + 0.5 * len(bars))
+        axes = figure.axes[0]
+        for row, bar in enumerate(bars):
+            y = len(bars) - 1 - row
+            tint = colour(row - 1 if row else 0, bar.is_control)
+            axes.hlines(y, bar.low, bar.high, color=tint, linewidth=2.4)
+            axes.plot([bar.low, bar.high], [y, y], marker="|", linestyle="none", color=tint, markersize=9)
+            axes.plot([bar.mean], [y], marker="o", color=tint, markersize=7)
+        axes.set_ylim(-0.7, len(bars) - 0.3)
+        axes.set_yticks(range(len(bars)), [bar.label for bar in reversed(bars)])
+        axes.set_xlabel(f"mean{f' ({unit})' if unit else ''}, {level} interval")
+        axes.grid(axis="x", color=GRID)
+        axes.set_axisbelow(True)
+        axes.margins(x=0.15)
+    return _svg(figure, salt="means", title="Mean of each variant with its interval")
+
+
+def units_chart(series: dict[str, list[tuple[date, int]]], *, controls: set[str], planned: dict[str, int],
+                period: tuple[date, date]) -> str:
+    """Cumulative units per day per variant over the test period, with the planned sample when in scale.
+
+    Each curve starts at 0 on the first day of the test period. A plan far above the units
+    collected (the usual sight in a short or underpowered test) would flatten every curve
+    into the x axis, so it is then written in a note instead of drawn.
+    """
+    with matplotlib.rc_context(RC):
+        figure = _figure(3.0)
+        axes = figure.axes[0]
+        challenger_index = 0
+        first_day = min([period[0]] + [points[0][0] for points in series.values() if points])
+        last_day = max([period[1]] + [points[-1][0] for points in series.values() if points])
+        most = max((points[-1][1] for points in series.values() if points), default=0)
+        largest_plan = max(planned.values(), default=0)
+        draw_plan = 0 < largest_plan <= 3 * max(most, 1)
+        for label, points in series.items():
+            is_control = label in controls
+            tint = colour(challenger_index, is_control)
+            challenger_index += 0 if is_control else 1
+            if points[0][0] > first_day:
+                points = [(first_day, 0), *points]
+            days = [day for day, _ in points] + [last_day]
+            totals = [total for _, total in points] + [points[-1][1]]
+            axes.plot(days, totals, drawstyle="steps-post", color=tint, label=label, linewidth=1.8)
+            axes.plot(days[:-1], totals[:-1], linestyle="none", marker="o", markersize=3.5, color=tint)
+            if draw_plan and planned.get(label):
+                axes.axhline(planned[label], color=tint, linewidth=0.8, linestyle=":")
+        if largest_plan and not draw_plan:
+            sizes = sorted(set(planned.values()))
+            text = f"planned: {sizes[0]:,} per variant" if len(sizes) == 1 else (
+                "planned: " + ", ".join(f"{key} {size:,}" for key, size in planned.items()))
+            axes.text(0.01, 0.97, text + " (off this scale)", transform=axes.transAxes, va="top", fontsize=8,
+                      color="#6b7280")
+        axes.set_xlim(first_day, last_day)
+        axes.set_ylabel("units (cumulative)")
+        axes.set_ylim(bottom=0, top=max(most, largest_plan if draw_plan else 0, 1) * 1.1)
+        axes.grid(axis="y", color=GRID)
+        axes.set_axisbelow(True)
+        axes.legend(frameon=False, fontsize=8, loc="lower right")
+        figure.autofmt_xdate()
+    return _svg(figure, salt="units", title="Cumulative units per day per variant")

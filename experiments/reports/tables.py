@@ -1,0 +1,169 @@
+"""The report's tables and chart inputs, built from the frozen protocol and the stored results document.
+
+Every cell carries the stored number (`value`, rendered as a data-value attribute, exact
+to the last digit) next to its rounded text, so that a reader, a test or a scraper can
+check the page against the JSON download.
+"""
+
+import math
+from typing import Any
+
+from scipy import stats
+
+from experiments.models import Experiment, MetricType
+from experiments.protocol import iso_duration
+from experiments.reports.charts import EffectBar, MeanBar
+from experiments.reports.wording import decimals_for, half_width, interval_text, number, p_value_text, percent
+
+
+def _cell(field: str, value: Any, text: str) -> dict[str, Any]:
+    return {"field": field, "value": "" if value is None else repr(value), "text": text}
+
+
+def protocol_rows(experiment: Experiment) -> list[tuple[str, str]]:
+    """The preregistered protocol as label/value pairs (no outcome in it: shown even while locked)."""
+    protocol = experiment.protocol or {}
+    metric = protocol.get("metric", {})
+    binary = metric.get("type") == MetricType.BINARY
+    mde = protocol.get("mde")
+    k = max(1, len(protocol.get("variants", [])) - 1)
+    sizes = protocol.get("sample_size_per_variant", {})
+    weights = {v["key"]: v["weight"] for v in protocol.get("variants", [])}
+    control = next((v["key"] for v in protocol.get("variants", []) if v["is_control"]), "")
+    rows = [
+        ("Design", experiment.get_design_display()),
+        ("Metric", f"{metric.get('name', experiment.metric_name)} ({metric.get('type', '')}, "
+                   f"{metric.get('direction', '')} is better)"),
+        ("Test", protocol.get("test", "")),
+        ("Alternative", protocol.get("alternative", "")),
+        ("Alpha", f"{protocol.get('alpha'):g}" + (f" (each of {k} challengers tested at {protocol['alpha'] / k:.4g}, "
+                                                 "p-values Holm-adjusted)" if k > 1 else "")),
+        ("Power", f"{protocol.get('power'):g}"),
+        ("Minimum detectable effect", "–" if mde is None else (
+            f"{number(mde * 100, decimals_for(mde * 100))} percentage points" if binary else f"{mde:g}")),
+        ("Baseline mean", "–" if protocol.get("baseline_mean") is None else (
+            percent(protocol["baseline_mean"], 2) if binary else f"{protocol['baseline_mean']:g}")),
+        ("Baseline standard deviation",
+         "–" if protocol.get("baseline_sd") is None else f"{protocol['baseline_sd']:g}"),
+        # In the variants' order: the stored JSON's key order is not theirs (jsonb sorts keys).
+        ("Planned sample per variant", ", ".join(f"{key}: {sizes[key]:,}" for key in weights if key in sizes)),
+        ("Variants (weight)", ", ".join(f"{key}{' (control)' if key == control else ''}: {weight:g}"
+                                        for key, weight in weights.items())),
+        ("Duration", protocol.get("duration", iso_duration(experiment.duration))),
+        ("Grace period", protocol.get("grace_period", iso_duration(experiment.grace_period))),
+    ]
+    return rows
+
+
+def variant_rows(document: dict, protocol: dict, level: float) -> list[dict[str, Any]]:
+    """Per variant: units against the plan, and the mean with the interval of that mean."""
+    binary = protocol["metric"]["type"] == MetricType.BINARY
+    planned = protocol["sample_size_per_variant"]
+    controls = {v["key"] for v in protocol["variants"] if v["is_control"]}
+    reached = document["checks"]["sample_size_reached"]
+    rows = []
+    for variant in document["variants"]:
+        interval = mean_interval(variant, level, binary=binary)
+        scale = 100.0 if binary else 1.0
+        decimals = decimals_for((interval[1] - interval[0]) / 2 * scale) if interval else 2
+        share = variant["units"] / planned[variant["key"]] if planned.get(variant["key"]) else None
+        rows.append({
+            "key": variant["key"],
+            "is_control": variant["key"] in controls,
+            "units": variant["units"],
+            "planned": planned.get(variant["key"]),
+            "share": percent(share, 0) if share is not None else "–",
+            "reached": reached.get(variant["key"]),
+            "cells": [
+                _cell("mean", variant["mean"], _scaled(variant["mean"], scale, decimals)),
+                _cell("sd", variant["sd"], _scaled(variant["sd"], scale, decimals)),
+            ],
+            "interval": (interval_text(interval[0] * scale, interval[1] * scale, decimals) if interval else "–"),
+        })
+    return rows
+
+
+def mean_interval(variant: dict, level: float, *, binary: bool) -> tuple[float, float] | None:
+    """mean ± crit * sd / sqrt(n): crit from the normal for a rate, from t(n - 1) otherwise."""
+    n, mean, sd = variant["units"], variant["mean"], variant["sd"]
+    if mean is None or sd is None or n < 2:
+        return None
+    tail = 1 - (1 - level) / 2
+    critical = stats.norm.ppf(tail) if binary else stats.t.ppf(tail, n - 1)
+    margin = critical * sd / math.sqrt(n)
+    return mean - margin, mean + margin
+
+
+def _scaled(value: float | None, scale: float, decimals: int) -> str:
+    return "–" if value is None else number(value * scale, decimals)
+
+
+def comparison_rows(document: dict, scale: float) -> list[dict[str, Any]]:
+    """One row per challenger: both means, effect, relative effect, interval, p and adjusted p."""
+    means = {v["key"]: v["mean"] for v in document["variants"]}
+    rows = []
+    for comparison in document["comparisons"]:
+        decimals = decimals_for(half_width(comparison, scale))
+        relative_width = _relative_half_width(comparison)
+        relative_decimals = decimals_for(relative_width * 100) if relative_width else 1
+        low = comparison["ci_low"] * scale if comparison["ci_low"] is not None else None
+        high = comparison["ci_high"] * scale if comparison["ci_high"] is not None else None
+        effect = comparison["effect"]
+        relative = comparison["relative_effect"]
+        rows.append({
+            "variant": comparison["variant"],
+            "vs": comparison["vs"],
+            "significant": comparison["significant"],
+            "not_computable_reason": comparison.get("not_computable_reason"),
+            "cells": [
+                _cell("variant_mean", means.get(comparison["variant"]),
+                      _scaled(means.get(comparison["variant"]), scale, decimals)),
+                _cell("vs_mean", means.get(comparison["vs"]), _scaled(means.get(comparison["vs"]), scale, decimals)),
+                _cell("effect", effect, number(effect * scale, decimals, signed=True) if effect is not None else "–"),
+                _cell("relative_effect", relative,
+                      percent(relative, relative_decimals, signed=True) if relative is not None else "–"),
+            ],
+            "interval": {
+                "low": _cell("ci_low", comparison["ci_low"], "")["value"],
+                "high": _cell("ci_high", comparison["ci_high"], "")["value"],
+                "text": interval_text(low, high, decimals) if effect is not None else "–",
+            },
+            "p_cells": [
+                _cell("p_value", comparison["p_value"], p_value_text(comparison["p_value"])),
+                _cell("adjusted_p_value", comparison["adjusted_p_value"], p_value_text(comparison["adjusted_p_value"])),
+            ],
+        })
+    return rows
+
+
+def _relative_half_width(comparison: dict) -> float | None:
+    low, high = comparison.get("relative_ci_low"), comparison.get("relative_ci_high")
+    if low is not None and high is not None:
+        return (high - low) / 2
+    return None
+
+
+def effect_bars(document: dict, scale: float) -> list[EffectBar]:
+    """The computable comparisons as chart bars, in display units."""
+    return [
+        EffectBar(
+            label=c["variant"], effect=c["effect"] * scale,
+            low=c["ci_low"] * scale if c["ci_low"] is not None else None,
+            high=c["ci_high"] * scale if c["ci_high"] is not None else None,
+            significant=c["significant"],
+        )
+        for c in document["comparisons"] if c["effect"] is not None
+    ]
+
+
+def mean_bars(document: dict, protocol: dict, level: float, scale: float) -> list[MeanBar]:
+    """Every variant with a mean and an interval for it, in display units."""
+    binary = protocol["metric"]["type"] == MetricType.BINARY
+    controls = {v["key"] for v in protocol["variants"] if v["is_control"]}
+    bars = []
+    for variant in document["variants"]:
+        interval = mean_interval(variant, level, binary=binary)
+        if interval is not None:
+            bars.append(MeanBar(variant["key"], variant["mean"] * scale, interval[0] * scale, interval[1] * scale,
+                                variant["key"] in controls))
+    return bars
