@@ -49,6 +49,8 @@ def definition_errors(definition: dict[str, Any]) -> dict[str, list[str]]:
             fail("baseline_mean", "A binary metric needs a baseline rate strictly between 0 and 1.")
         elif mde is not None and mde > 0 and not 0 < baseline_mean + mde < 1:
             fail("mde", "baseline_mean + mde must stay strictly between 0 and 1.")
+        if baseline_sd is not None and baseline_sd <= 0:
+            fail("baseline_sd", "Must be positive when given.")
     elif baseline_sd is None or baseline_sd <= 0:
         what = "the paired difference" if design == "champion_challenger" else "the metric"
         fail("baseline_sd", f"Needs a positive standard deviation of {what}.")

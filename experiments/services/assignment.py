@@ -154,8 +154,10 @@ def _check_servable(state: ExperimentState) -> None:
 
 def _store(state: ExperimentState, firsts: dict[str, ServedVariant]) -> dict[str, int]:
     """Store first assignments (existing rows win) and return every unit's stored variant id."""
+    # Sorted, so that two batches over the same units take the unique index's locks in the
+    # same order (in request order, concurrent overlapping batches could deadlock).
     Assignment.objects.bulk_create(
-        [Assignment(experiment_id=state.id, unit=unit, variant_id=v.id) for unit, v in firsts.items()],
+        [Assignment(experiment_id=state.id, unit=unit, variant_id=v.id) for unit, v in sorted(firsts.items())],
         ignore_conflicts=True,
         batch_size=5000,
     )

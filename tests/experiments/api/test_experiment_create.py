@@ -88,6 +88,7 @@ BAD_BODIES = {
     "continuous with zero sd": (
         valid_body(metric={"name": "revenue", "type": "continuous", "direction": "increase"}, baseline_sd=0),
         "baseline_sd"),
+    "binary with a negative sd": (valid_body(baseline_sd=-1.0), "baseline_sd"),
     "paired without sd": (valid_body(design="champion_challenger", baseline_sd=None), "baseline_sd"),
     "both mde and sample size": (valid_body(sample_size_per_variant=1000), "mde"),
     "neither mde nor sample size": (valid_body(mde=None), "mde"),

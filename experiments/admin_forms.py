@@ -1,0 +1,287 @@
+"""The admin's experiment forms: the API's definition rules mapped onto form fields, and the power preview.
+
+The admin validates with the same `definition_errors` as the REST API, on the same flat
+definition dict (model field names plus `variants`), so that both reject exactly the same
+definitions with the same words. Only the error paths are translated: `metric.type` goes
+to the metric_type field, `variants[1].weight` to the weight of the second variant row,
+and `variants` to the form's non-field errors.
+"""
+
+import math
+import re
+from datetime import timedelta
+from typing import Any
+
+from django import forms
+from django.forms.formsets import DELETION_FIELD_NAME
+from django.forms.models import BaseInlineFormSet
+from django.utils.dateparse import parse_duration
+
+from analysis.errors import AnalysisError
+from experiments.definition import FIELD_PATHS, definition_errors, definition_warnings, planned_sample
+from experiments.models import Design, Experiment, Status, Variant
+from experiments.protocol import iso_duration
+from experiments.selectors import DEFINITION_FIELDS, experiment_definition
+from experiments.services.definition import RUNNING_EDITABLE_FIELDS
+
+FIELDS_BY_PATH = {path: field for field, path in FIELD_PATHS.items()}
+VARIANT_PATH = re.compile(r"^variants\[(\d+)\]\.(\w+)$")
+
+# Plain words for people who define experiments; the model's help texts are written for developers.
+HELP_TEXTS = {
+    "key": "A short permanent name used in links and by the services that ask for assignments, "
+           "e.g. checkout-button. Letters, digits, hyphens and underscores; it cannot change later.",
+    "name": "A title people recognise in lists and reports, e.g. Checkout button colour.",
+    "hypothesis": "What you expect to happen and why, in a sentence or two: "
+                  "\u201cA green button makes more people finish checkout.\u201d",
+    "design": "A/B: each user sees one version, picked at random. Champion/challenger: every sampled "
+              "request is answered by the current model (the champion) and also scored, in the "
+              "background, by each new model (the challengers).",
+    "metric_name": "The one number that decides the test, e.g. checkout_conversion or revenue_per_user. "
+                   "Services send its values as observations.",
+    "metric_type": "Binary when each unit either does it or not (1 or 0, e.g. a purchase); continuous "
+                   "for amounts such as revenue, a waiting time or a model's loss.",
+    "metric_direction": "Whether a higher or a lower value is good news: higher for a conversion, "
+                        "lower for a loss or a waiting time.",
+    "baseline_mean": "Today's average of the metric for the current version. For a binary metric it is "
+                     "the rate: 0.10 is 10% of users converting.",
+    "baseline_sd": "How much the metric varies from one unit to the next (its standard deviation; for "
+                   "champion/challenger, of the difference between the two scores of a request). Take it "
+                   "from past data. Not needed for a binary A/B metric.",
+    "mde": "The smallest change that would matter to you, in the metric's own units: 0.01 is one "
+           "percentage point for a rate, 2.5 is 2.50 of revenue. Smaller changes need many more units. "
+           "Fill in this or the sample size, not both.",
+    "sample_size_per_variant": "If you already know how many units you can afford for the control, give that "
+                               "number instead; the smallest detectable change is then computed for you.",
+    "alpha": "How often you accept that chance alone makes a version look better when it is not: "
+             "0.05 is 5% of the time. With several challengers it is shared among them.",
+    "power": "How likely the test is to find a real change of the size above: 0.8 is 8 times out of 10.",
+    "alternative": "Two-sided notices a change in either direction (the safe choice); one-sided only looks "
+                   "for an improvement and needs fewer units.",
+    "duration": "How long the test runs once started: P14D is 14 days, PT1H one hour. Whole weeks even out "
+                "weekdays and weekends; under 7 days you get a warning.",
+    "grace_period": "Extra time after the end for late data (a purchase confirmed the next day) before the "
+                    "analysis runs: P1D is one day, PT0S none. Nobody sees any result before it is over.",
+    "traffic_percent": "The share of users (or of requests) that take part, above 0 and up to 100. The only "
+                       "setting you can change while the test runs; raising it keeps everyone already in.",
+    "auto_promote": "Apply the decision as soon as the analysis is done, instead of waiting for someone "
+                    "to press Promote.",
+}
+
+VARIANT_HELP_TEXTS = {
+    "key": "Name of this version, e.g. control or green-button.",
+    "weight": "Relative share of units: 1 and 1 split evenly; 2 and 1 gives the first two thirds.",
+    "is_control": "Tick exactly one: the current version (the champion).",
+    "payload": "Optional JSON sent with the assignment, e.g. {\"color\": \"green\"}.",
+}
+
+
+class IsoDurationFormField(forms.DurationField):
+    """A duration typed and shown as ISO 8601 (P14D, PT30S), as the API takes it."""
+
+    default_error_messages = {"invalid": "Not an ISO 8601 duration, e.g. P14D or PT30S."}
+
+    def prepare_value(self, value):
+        parsed = parse_duration(value) if isinstance(value, str) else None
+        if parsed is not None:  # the model's default ("0"), or what was typed: shown the ISO way
+            value = parsed
+        return iso_duration(value) if isinstance(value, timedelta) else value
+
+
+class VariantForm(forms.ModelForm):
+    """One variant row of the inline."""
+
+    class Meta:
+        model = Variant
+        fields = ("key", "weight", "is_control", "payload")
+        help_texts = VARIANT_HELP_TEXTS
+        widgets = {"payload": forms.TextInput(attrs={"size": 30})}
+
+    def _post_clean(self):
+        # A row is never saved through this form: experiment_create/experiment_update write
+        # the variants. So the model's constraints (positive weight, one control, unique key)
+        # are not checked here, where they would repeat in other words what the definition
+        # rules already say about the row.
+        pass
+
+
+class VariantInlineFormSet(BaseInlineFormSet):
+    """The variant rows; they become the definition's `variants` list in row order."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The admin builds its inline formsets around the experiment form's own instance
+        # before it validates that form (ModelAdmin._changeform_view); leaving the formset
+        # there lets the form's clean() check the whole definition, variants included.
+        self.instance.admin_variant_formset = self
+
+    def clean(self):
+        # Duplicate keys are one of the definition rules, reported on the row in the API's words.
+        pass
+
+    def definition_forms(self) -> list[forms.Form]:
+        """The rows that are variants: in order, without deleted rows and untouched blank ones."""
+        self.is_valid()  # cleans every row once; cached
+        return [
+            form for form in self.forms
+            if not (self.can_delete and getattr(form, "cleaned_data", {}).get(DELETION_FIELD_NAME))
+            and (form.has_changed() or form not in self.extra_forms)
+        ]
+
+
+def variant_from_form(form: forms.Form) -> dict[str, Any]:
+    cleaned = getattr(form, "cleaned_data", {})
+    return {
+        "key": cleaned.get("key"),
+        "weight": cleaned.get("weight"),
+        "is_control": bool(cleaned.get("is_control")),
+        "payload": cleaned.get("payload") or {},
+    }
+
+
+class ExperimentAdminForm(forms.ModelForm):
+    """The experiment definition; clean() applies the API's rules and keeps the definition it checked."""
+
+    expected_daily_units = forms.IntegerField(
+        label="Expected daily units", required=False, min_value=1,
+        help_text="Optional, not stored: how many units (users, or requests for champion/challenger) arrive "
+                  "per day at 100% traffic. The preview then tells how many days the planned sample needs.",
+    )
+
+    class Meta:
+        model = Experiment
+        fields = DEFINITION_FIELDS
+        field_classes = {"duration": IsoDurationFormField, "grace_period": IsoDurationFormField}
+        help_texts = HELP_TEXTS
+        widgets = {"hypothesis": forms.Textarea(attrs={"rows": 3, "cols": 80})}
+
+    def clean_key(self) -> str:
+        key = self.cleaned_data["key"]
+        if Experiment.objects.filter(key=key).exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError(f"An experiment with key {key!r} already exists.")
+        return key
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        self.variant_forms: list[forms.Form] = []
+        if self.instance.pk is not None and self.instance.status != Status.DRAFT:
+            # Started: only the running-editable fields are in the form; the rest is frozen.
+            self.definition = {**experiment_definition(self.instance),
+                               **{name: cleaned[name] for name in RUNNING_EDITABLE_FIELDS if name in cleaned}}
+        else:
+            self.definition = self._draft_definition(cleaned)
+        self._add_definition_errors(definition_errors(self.definition))
+        return self.cleaned_data
+
+    def _draft_definition(self, cleaned: dict[str, Any]) -> dict[str, Any]:
+        stored = experiment_definition(self.instance) if self.instance.pk is not None else {}
+        definition = {**stored, **{name: cleaned.get(name) for name in DEFINITION_FIELDS if name in self.fields}}
+        formset = getattr(self.instance, "admin_variant_formset", None)
+        if formset is not None and formset.is_bound:
+            self.variant_forms = formset.definition_forms()
+            definition["variants"] = [variant_from_form(form) for form in self.variant_forms]
+        definition.setdefault("variants", [])
+        return definition
+
+    def _add_definition_errors(self, errors: dict[str, list[str]]) -> None:
+        for path, messages in errors.items():
+            for message in messages:
+                self._add_definition_error(path, message)
+
+    def _add_definition_error(self, path: str, message: str) -> None:
+        match = VARIANT_PATH.match(path)
+        if match and int(match[1]) < len(self.variant_forms):
+            form, field = self.variant_forms[int(match[1])], match[2]
+            if field not in form.errors:  # a value that did not even parse already says so
+                form.add_error(field if field in form.fields else None, message)
+            return
+        field = FIELDS_BY_PATH.get(path, path)
+        if field in self.fields:
+            if field not in self.errors:
+                self.add_error(field, message)
+        elif path == "variants":
+            self.add_error(None, message)
+        else:
+            label = Experiment._meta.get_field(field).verbose_name if field in DEFINITION_FIELDS else path
+            self.add_error(None, f"{str(label).capitalize()}: {message}")
+
+    def definition_changes(self) -> dict[str, Any]:
+        """What an edit changes, for `experiment_update`: the changed fields, and the variants if touched."""
+        names = [name for name in self.changed_data if name in DEFINITION_FIELDS]
+        changes = {name: self.definition[name] for name in names}
+        formset = getattr(self.instance, "admin_variant_formset", None)
+        if self.instance.status == Status.DRAFT and formset is not None and formset.has_changed():
+            changes["variants"] = self.definition["variants"]
+        return changes
+
+
+class StopForm(forms.Form):
+    """Why a running test is abandoned; the reason goes into the audit trail and the report."""
+
+    reason = forms.CharField(
+        max_length=2000, widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
+        help_text="Say why, for the audit trail and the report, e.g. \u201cthe green button broke checkout on iOS\u201d.",
+    )
+
+
+def power_preview(definition: dict[str, Any] | None, *, daily_units: int | None) -> dict[str, Any]:
+    """The sample size a draft would freeze if started now, and how many days it needs.
+
+    Days needed = the longest time any variant takes to reach its planned size, each variant
+    getting daily units x traffic share x its weight share (for A/B). With sizes that follow
+    the weights this is total planned units / (daily units x traffic share). Champion/challenger
+    scores every sampled request with every variant, so it needs the control's size in requests.
+    """
+    preview: dict[str, Any] = {
+        "sample_size_per_variant": None, "mde": None, "total_units": None, "expected_daily_units": daily_units,
+        "days_needed": None, "duration_days": None, "duration": None, "warnings": [], "errors": {},
+    }
+    if not definition:
+        return preview
+    errors = definition_errors(definition)
+    if errors:
+        preview["errors"] = errors
+        return preview
+    try:
+        mde, sizes = planned_sample(definition)
+    except (AnalysisError, ArithmeticError, KeyError, StopIteration) as error:
+        preview["errors"] = {"mde": [str(error)]}
+        return preview
+    return _schedule(preview, definition, mde=mde, sizes=sizes, daily_units=daily_units)
+
+
+def frozen_preview(experiment: Experiment, *, daily_units: int | None) -> dict[str, Any]:
+    """The same figures for a started experiment, from its frozen protocol (no outcome in it)."""
+    protocol = experiment.protocol or {}
+    preview: dict[str, Any] = {"expected_daily_units": daily_units, "warnings": [], "errors": {}}
+    return _schedule(preview, experiment_definition(experiment), mde=protocol.get("mde"),
+                     sizes=protocol.get("sample_size_per_variant") or {}, daily_units=daily_units)
+
+
+def _schedule(preview: dict[str, Any], definition: dict[str, Any], *, mde, sizes: dict[str, int],
+              daily_units: int | None) -> dict[str, Any]:
+    champion_challenger = definition["design"] == Design.CHAMPION_CHALLENGER
+    duration_days = definition["duration"].total_seconds() / 86400
+    preview.update(
+        sample_size_per_variant=sizes, mde=mde, duration_days=duration_days,
+        duration=iso_duration(definition["duration"]),
+        total_units=max(sizes.values(), default=0) if champion_challenger else sum(sizes.values()),
+        warnings=list(definition_warnings(definition)),
+    )
+    if daily_units and sizes:
+        included_per_day = daily_units * definition["traffic_percent"] / 100
+        if champion_challenger:
+            days = preview["total_units"] / included_per_day
+        else:
+            total_weight = sum(v["weight"] for v in definition["variants"])
+            days = max(sizes[v["key"]] / (included_per_day * v["weight"] / total_weight)
+                       for v in definition["variants"])
+        preview["days_needed"] = days
+        if days > duration_days:
+            preview["warnings"].append(
+                f"At {daily_units:,} units a day and {definition['traffic_percent']:g}% traffic the planned "
+                f"sample needs about {math.ceil(days * 10) / 10:g} days, but the test runs "
+                f"{duration_days:g} days: it would end underpowered (inconclusive). Raise the traffic, "
+                "lengthen the duration or accept a larger minimum change."
+            )
+    return preview
