@@ -270,10 +270,19 @@ class Observation(models.Model):
     """
 
     id = models.BigAutoField(primary_key=True)
+    # No foreign-key constraints in the database on this table: checking them costs more
+    # per row than the whole COPY (bench/ingest.py), and every id written here comes from
+    # the experiment's own variants, looked up by the ingestion service in the same
+    # transaction. Django still applies CASCADE and PROTECT on deletes made through the ORM.
+    # Nor single-column indexes: the (experiment, variant, unit) index serves every lookup.
     experiment = models.ForeignKey(
         Experiment, on_delete=models.CASCADE, related_name="observations", verbose_name="experiment",
+        db_constraint=False, db_index=False,
     )
-    variant = models.ForeignKey(Variant, on_delete=models.PROTECT, related_name="+", verbose_name="variant")
+    variant = models.ForeignKey(
+        Variant, on_delete=models.PROTECT, related_name="+", verbose_name="variant", db_constraint=False,
+        db_index=False,
+    )
     unit = models.CharField("unit", max_length=255)
     value = models.FloatField("value", help_text="0/1 for a binary metric, any finite number otherwise.")
     latency_ms = models.FloatField("latency (ms)", null=True, blank=True)

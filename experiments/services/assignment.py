@@ -15,6 +15,7 @@ from django.utils import timezone
 from experiments import assignment as hashing
 from experiments.errors import WrongState
 from experiments.models import Assignment, Design, Experiment, Status, Variant
+from experiments.selectors import stored_assignments
 
 
 @dataclass(frozen=True)
@@ -161,9 +162,7 @@ def _store(state: ExperimentState, firsts: dict[str, ServedVariant]) -> dict[str
         ignore_conflicts=True,
         batch_size=5000,
     )
-    return dict(
-        Assignment.objects.filter(experiment_id=state.id, unit__in=list(firsts)).values_list("unit", "variant_id")
-    )
+    return stored_assignments(state.id, firsts)
 
 
 def assignment_for_unit(*, experiment_key: str, unit: str) -> AssignmentAnswer:
@@ -188,9 +187,7 @@ def assignments_for_units(*, experiment_key: str, units: list[str]) -> list[Assi
 
 def _answers_in_bulk(state: ExperimentState, units: list[str]) -> list[AssignmentAnswer]:
     distinct = list(dict.fromkeys(units))
-    stored = dict(
-        Assignment.objects.filter(experiment_id=state.id, unit__in=distinct).values_list("unit", "variant_id")
-    )
+    stored = stored_assignments(state.id, distinct)
     firsts = {}
     for unit in distinct:
         if unit not in stored:

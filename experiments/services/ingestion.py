@@ -13,8 +13,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from experiments.errors import RuleViolation, WrongState
-from experiments.models import Assignment, Design, Experiment, MetricType, Observation, Status
+from experiments.models import Design, Experiment, MetricType, Observation, Status
 from experiments.observation_input import ItemErrors, ObservationRow
+from experiments.selectors import stored_assignments
 
 
 @dataclass(frozen=True)
@@ -42,10 +43,7 @@ def _resolve(experiment: Experiment, rows: list[ObservationRow], errors: ItemErr
     paired = experiment.design == Design.CHAMPION_CHALLENGER
     assigned: dict[str, int] = {}
     if not paired:
-        assigned = dict(
-            Assignment.objects.filter(experiment=experiment, unit__in={row.unit for row in rows})
-            .values_list("unit", "variant_id")
-        )
+        assigned = stored_assignments(experiment.id, {row.unit for row in rows})
     keys_by_id = {variant_id: key for key, variant_id in variant_ids.items()}
     resolved = []
     for row in rows:
