@@ -207,7 +207,7 @@ def mcnemar_rejection_rate(n: int, effect: float, *, correction: bool = True) ->
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--simulations", type=int, default=10_000, help="simulated experiments per cell and scenario")
+    parser.add_argument("--simulations", type=int, default=20_000, help="simulated experiments per cell and scenario")
     parser.add_argument("--seed", type=int, default=20240601)
     args = parser.parse_args(argv)
 

@@ -1,16 +1,20 @@
 """Serving sticky assignments: the stored answer if there is one, else the hash, stored first.
 
 This is on every request path of the services that call us, so it is written for few
-queries: one to read the experiment with the unit's stored assignment, and for a first
-assignment one INSERT ... ON CONFLICT DO NOTHING plus one read-back (which is what makes
-two concurrent first requests agree: the row that won the race is what both return).
+round trips: one query reads the experiment with the unit's stored assignment, and a first
+assignment is one INSERT ... ON CONFLICT DO NOTHING RETURNING. When another request stored
+the unit first, nothing is returned and the stored row is read back: that is what makes two
+concurrent first requests agree (the row that won the race is what both return).
 """
 
 from dataclasses import dataclass, field
+from datetime import timezone as dt_timezone
 from typing import Any
 
+from django.db import connection
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from experiments import assignment as hashing
 from experiments.errors import WrongState
@@ -105,18 +109,31 @@ def _state(row: dict[str, Any]) -> ExperimentState:
     )
 
 
+_STATE_SQL = (
+    "SELECT e.id, e.key, e.salt, e.status, e.design, e.traffic_percent, e.ends_at, e.concluded_variant_id, "
+    "a.variant_id FROM {experiments} e LEFT JOIN {assignments} a ON a.experiment_id = e.id AND a.unit = %s "
+    "WHERE e.key = %s"
+).format(experiments=Experiment._meta.db_table, assignments=Assignment._meta.db_table)
+
+
 def experiment_state(key: str, *, unit: str | None = None) -> tuple[ExperimentState, int | None]:
-    """The experiment and, when a unit is given, the variant id stored for it (one query)."""
-    queryset = Experiment.objects.filter(key=key)
-    fields = list(_STATE_FIELDS)
-    if unit is not None:
-        stored = Assignment.objects.filter(experiment=OuterRef("pk"), unit=unit).values("variant_id")[:1]
-        queryset = queryset.annotate(stored_variant_id=Subquery(stored))
-        fields.append("stored_variant_id")
-    row = queryset.values(*fields).first()
+    """The experiment and, when a unit is given, the variant id stored for it, in one round trip.
+
+    Plain SQL: on the hot path, building the equivalent ORM query cost more than running it.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_STATE_SQL, [unit, key])
+        row = cursor.fetchone()
     if row is None:
         raise Experiment.DoesNotExist(f"No experiment with key {key!r}.")
-    return _state(row), row.get("stored_variant_id")
+    fields = dict(zip(_STATE_FIELDS, row[:-1]))
+    ends_at = fields["ends_at"]
+    if isinstance(ends_at, str):  # SQLite hands raw datetimes back as text or naive UTC
+        ends_at = parse_datetime(ends_at)
+    if ends_at is not None and ends_at.tzinfo is None:
+        ends_at = ends_at.replace(tzinfo=dt_timezone.utc)
+    fields["ends_at"] = ends_at
+    return _state(fields), row[-1]
 
 
 def _answer(state: ExperimentState, unit: str, variant: ServedVariant | None) -> AssignmentAnswer:
@@ -153,15 +170,39 @@ def _check_servable(state: ExperimentState) -> None:
                          status=state.status)
 
 
+def _store_one(state: ExperimentState, unit: str, variant: ServedVariant) -> int:
+    """Store one first assignment in one statement; a row stored concurrently wins."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Assignment._meta.db_table} (experiment_id, unit, variant_id, assigned_at) "
+            "VALUES (%s, %s, %s, %s) ON CONFLICT (experiment_id, unit) DO NOTHING RETURNING variant_id",
+            [state.id, unit, variant.id, timezone.now()],
+        )
+        inserted = cursor.fetchone()
+    return inserted[0] if inserted else stored_assignments(state.id, [unit])[unit]
+
+
 def _store(state: ExperimentState, firsts: dict[str, ServedVariant]) -> dict[str, int]:
     """Store first assignments (existing rows win) and return every unit's stored variant id."""
     # Sorted, so that two batches over the same units take the unique index's locks in the
     # same order (in request order, concurrent overlapping batches could deadlock).
-    Assignment.objects.bulk_create(
-        [Assignment(experiment_id=state.id, unit=unit, variant_id=v.id) for unit, v in sorted(firsts.items())],
-        ignore_conflicts=True,
-        batch_size=5000,
-    )
+    ordered = sorted(firsts.items())
+    if connection.vendor == "postgresql":
+        # Two array parameters instead of three placeholders per row: 10,000 units cost one
+        # short statement to send and plan.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {Assignment._meta.db_table} (experiment_id, unit, variant_id, assigned_at) "
+                "SELECT %s, unit, variant_id, %s FROM unnest(%s::varchar[], %s::bigint[]) AS new(unit, variant_id) "
+                "ON CONFLICT (experiment_id, unit) DO NOTHING",
+                [state.id, timezone.now(), [unit for unit, _ in ordered], [v.id for _, v in ordered]],
+            )
+    else:
+        Assignment.objects.bulk_create(
+            [Assignment(experiment_id=state.id, unit=unit, variant_id=v.id) for unit, v in ordered],
+            ignore_conflicts=True,
+            batch_size=5000,
+        )
     return stored_assignments(state.id, firsts)
 
 
@@ -174,8 +215,7 @@ def assignment_for_unit(*, experiment_key: str, unit: str) -> AssignmentAnswer:
     first = _first_variant(state, unit)
     if first is None:
         return _answer(state, unit, None)
-    stored = _store(state, {unit: first})
-    return _answer(state, unit, state.variant(id=stored[unit]))
+    return _answer(state, unit, state.variant(id=_store_one(state, unit, first)))
 
 
 def assignments_for_units(*, experiment_key: str, units: list[str]) -> list[AssignmentAnswer]:

@@ -1,0 +1,1 @@
+"""Benchmarks and calibration scripts (not part of the deployed application)."""

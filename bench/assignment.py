@@ -1,0 +1,542 @@
+"""Throughput and latency of the assignment endpoints, against a bare DRF endpoint as baseline.
+
+Sets up a dedicated PostgreSQL database (dropped and recreated), a service key and a
+running A/B experiment with two variants, starts gunicorn the way production does
+(`gunicorn config.wsgi --workers W`, sync workers, DEBUG off, settings `bench.settings`
+= the project's settings plus two baseline routes), and measures with wrk:
+
+  (a)  GET bench/bare/            DRF APIView, same bearer auth + IsAuthenticated, constant JSON (baseline)
+  (a') GET bench/bare-noauth/     the same without auth (information)
+  (b)  GET .../assignment/?unit=  first-time: every request a never-seen unit
+  (c)  GET .../assignment/?unit=  repeat: cycling over 1,000 units assigned beforehand
+  (d)  POST /api/v1/assignments/  10,000 never-seen units per request, sequentially; and
+                                  10,000 already-assigned units per request
+
+wrk and the server share the machine's cores, so the figures are a lower bound of what
+the server alone would do; the ratios to (a) are what the targets are about.
+
+Usage: .venv/bin/python bench/assignment.py [--duration 10] [--workers 4] [--connections 32]
+       [--rounds 3] [--batch-requests 10] [--port P]   (env BENCH_DATABASE_URL: the database it drops)
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_experiments"
+EXPERIMENT_KEY = "bench-ab"
+REPEAT_UNITS = 1_000
+BATCH_UNITS = 10_000
+ASSIGNMENT_PATH = f"/api/v1/experiments/{EXPERIMENT_KEY}/assignment/?unit="
+BATCH_PATH = "/api/v1/assignments/"
+
+TARGET_REPEAT = 0.80
+TARGET_FIRST = 0.50
+TARGET_BATCH_SECONDS = 1.0
+
+CREATE_EXPERIMENT = f"""
+from experiments.management.commands.setup_demo import demo_definition
+from experiments.services.definition import experiment_create
+from experiments.services.lifecycle import experiment_start
+definition = demo_definition()
+definition.update(key={EXPERIMENT_KEY!r}, name="Benchmark A/B")
+experiment = experiment_create(actor=None, definition=definition)
+experiment = experiment_start(experiment=experiment, actor=None)
+print(experiment.status, [v.key for v in experiment.variants.all()])
+"""
+
+# Every request a never-seen unit: "<prefix>-<thread>-<counter>". done() prints how many
+# requests each thread generated (= distinct units requested, including those in flight
+# when wrk stopped).
+LUA_FIRST_TIME = f"""
+local threads = {{}}
+function setup(thread)
+  thread:set("tid", #threads + 1)
+  table.insert(threads, thread)
+end
+function init(args)
+  counter = 0
+  prefix = args[1] or "n"
+end
+function request()
+  counter = counter + 1
+  return wrk.format("GET", "{ASSIGNMENT_PATH}" .. prefix .. "-" .. tid .. "-" .. counter)
+end
+function done(summary, latency, requests)
+  local total = 0
+  for _, t in ipairs(threads) do total = total + t:get("counter") end
+  io.write(string.format("BENCH_GENERATED %d\\n", total))
+end
+"""
+
+# Cycling over the REPEAT_UNITS units "r-0" .. "r-999" (each thread from its own offset).
+LUA_REPEAT = f"""
+local threads = {{}}
+function setup(thread)
+  thread:set("tid", #threads + 1)
+  table.insert(threads, thread)
+end
+function init(args)
+  counter = tid * 397
+end
+function request()
+  counter = counter + 1
+  return wrk.format("GET", "{ASSIGNMENT_PATH}r-" .. (counter % {REPEAT_UNITS}))
+end
+"""
+
+
+@dataclass
+class Figure:
+    name: str
+    rate: float            # requests/s, or units/s for batches
+    unit: str              # "req/s" or "units/s"
+    p50: float             # seconds
+    p99: float | None      # seconds (max for the sequential batches)
+    p99_label: str = "p99"
+    requests: int = 0
+    bad: str = ""          # non-2xx responses and socket errors, if any
+    spread: tuple[float, float] | None = None   # min and max throughput over the rounds
+    foreign_cpu: float | None = None            # share of the machine other processes used meanwhile
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (default 4)")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="wrk rounds per figure, interleaved; the best is reported (default 3)")
+    parser.add_argument("--batch-requests", type=int, default=10,
+                        help="sequential 10,000-unit batches of never-seen units (default 10)")
+    parser.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
+    args = parser.parse_args()
+
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (apt-get install wrk).", file=sys.stderr)
+        return 2
+    database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
+    port = args.port or _free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-assignment-"))
+    env = _server_env(database_url, workdir)
+    server: subprocess.Popen | None = None
+    # Ctrl-C and SIGTERM both unwind through the finally below, which stops gunicorn.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        print(f"Database {_redacted(database_url)}: drop, create, migrate ...", flush=True)
+        _recreate_database(database_url)
+        _manage(env, "migrate", "--noinput", "-v", "0")
+        key = _manage(env, "create_service_key", "bench").strip().splitlines()[-1]
+        created = _manage(env, "shell", "--no-imports", "-c", CREATE_EXPERIMENT).strip().splitlines()[-1]
+        print(f"Experiment {EXPERIMENT_KEY!r}: {created}", flush=True)
+
+        print(f"gunicorn config.wsgi --workers {args.workers} --bind 127.0.0.1:{port} "
+              f"(DJANGO_SETTINGS_MODULE=bench.settings, DEBUG=false)", flush=True)
+        server = subprocess.Popen(
+            [str(Path(PYTHON).parent / "gunicorn"), "config.wsgi", "--workers", str(args.workers),
+             "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
+            cwd=ROOT, env=env, start_new_session=True,
+            stdout=open(workdir / "gunicorn.log", "wb"), stderr=subprocess.STDOUT,
+        )
+        args.server_pgid = server.pid
+        args.db_name = urllib.parse.urlsplit(database_url).path.lstrip("/")
+        _wait_until_up(port, key, server, workdir)
+        results = _measure(args, port, key, workdir, database_url)
+        _report(args, results)
+        return 0 if results["all_pass"] else 1
+    except KeyboardInterrupt:
+        print("\nInterrupted.", file=sys.stderr)
+        return 130
+    finally:
+        if server is not None:
+            _stop(server)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+# -- setup ------------------------------------------------------------------------------------
+
+def _server_env(database_url: str, workdir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="bench.settings",
+        DATABASE_URL=database_url,
+        DEBUG="false",
+        SECRET_KEY="bench-only-not-secret-" + os.urandom(8).hex(),
+        ALLOWED_HOSTS="127.0.0.1",
+        CELERY_BROKER_URL="redis://127.0.0.1:6379/14",
+        LOG_LEVEL="WARNING",
+        VAR_DIR=str(workdir / "var"),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def _recreate_database(database_url: str) -> None:
+    parts = urllib.parse.urlsplit(database_url)
+    name = parts.path.lstrip("/")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise SystemExit(f"Refusing odd database name {name!r}.")
+    if name in {"postgres", "template0", "template1"}:
+        raise SystemExit(f"Refusing to drop {name!r}.")
+    admin_url = urllib.parse.urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def _manage(env: dict[str, str], *command: str) -> str:
+    done = subprocess.run([PYTHON, "manage.py", *command], cwd=ROOT, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"manage.py {' '.join(command[:1])} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until_up(port: int, key: str, server: subprocess.Popen, workdir: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit("gunicorn exited:\n" + (workdir / "gunicorn.log").read_text(errors="replace"))
+        try:
+            status, _ = _http(port, "GET", "/bench/bare/", key)
+            if status == 200:
+                return
+            raise SystemExit(f"GET /bench/bare/ answered {status}.")
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("gunicorn did not answer within 30 s.")
+
+
+def _stop(server: subprocess.Popen) -> None:
+    """Stop gunicorn (the master and its workers: the process group it leads)."""
+    if server.poll() is not None:
+        return
+    try:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+    except ProcessLookupError:
+        pass
+
+
+def _redacted(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.password:
+        parts = parts._replace(netloc=parts.netloc.replace(":" + parts.password + "@", ":***@"))
+    return urllib.parse.urlunsplit(parts)
+
+
+# -- HTTP -------------------------------------------------------------------------------------
+
+def _http(port: int, method: str, path: str, key: str, body: dict | None = None, timeout: float = 60):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        headers = {"Authorization": f"Bearer {key}", "Connection": "close"}
+        payload = None
+        if body is not None:
+            payload = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        conn.request(method, path, body=payload, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def _batch(port: int, key: str, units: list[str]) -> float:
+    """POST one batch and check the answer; returns the seconds from sending to the last byte."""
+    started = time.perf_counter()
+    status, raw = _http(port, "POST", BATCH_PATH, key, {"units": units, "experiment": EXPERIMENT_KEY})
+    elapsed = time.perf_counter() - started
+    if status != 200:
+        raise SystemExit(f"POST {BATCH_PATH} answered {status}: {raw[:300]!r}")
+    answers = json.loads(raw)["assignments"]
+    if len(answers) != len(units) or any(a["unit"] != u or not a["in_experiment"] for a, u in zip(answers, units)):
+        raise SystemExit("The batch answer does not match the request.")
+    return elapsed
+
+
+# -- wrk --------------------------------------------------------------------------------------
+
+_DURATION = re.compile(r"([\d.]+)(us|ms|s|m)\b")
+_SCALE = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
+
+
+def _seconds(text: str) -> float:
+    match = _DURATION.fullmatch(text.strip())
+    if not match:
+        raise ValueError(f"Unreadable wrk duration {text!r}")
+    return float(match.group(1)) * _SCALE[match.group(2)]
+
+
+def _wrk(args, port: int, key: str, path: str, script: Path | None = None, script_args: tuple = (),
+         duration: int | None = None) -> dict:
+    command = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{duration or args.duration}s",
+               "--latency", "-H", f"Authorization: Bearer {key}"]
+    if script is not None:
+        command += ["-s", str(script)]
+    command.append(f"http://127.0.0.1:{port}{path}")
+    if script_args:
+        command += ["--", *script_args]
+    before = _cpu_snapshot(args)
+    done = subprocess.run(command, capture_output=True, text=True)
+    after = _cpu_snapshot(args)
+    out = done.stdout
+    if done.returncode != 0 or "Requests/sec" not in out:
+        raise SystemExit(f"wrk failed ({done.returncode}):\n{out}\n{done.stderr}")
+    result = {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50": _seconds(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)),
+        "p99": _seconds(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)),
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+        "non2xx": int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)) else 0,
+        "socket_errors": m.group(0) if (m := re.search(r"Socket errors:.*", out)) else "",
+        "generated": int(m.group(1)) if (m := re.search(r"BENCH_GENERATED (\d+)", out)) else None,
+        "foreign_cpu": _foreign_share(before, after),
+    }
+    return result
+
+
+def _cpu_snapshot(args) -> tuple[float, dict[str, int]]:
+    """(seconds, CPU ticks so far of every process that is someone else's, children included).
+
+    Not someone else's: this script and its ancestors, the gunicorn process group, the
+    PostgreSQL backends of the bench database, and what everyone shares (kernel threads,
+    which do the loopback networking; init; PostgreSQL's postmaster and auxiliary
+    processes such as the WAL writer). Counting the others' processes (with their
+    finished children) rather than subtracting ours from the machine's busy time keeps a
+    database connection that CONN_MAX_AGE recycles from looking like someone else's work.
+    """
+    mine = {str(os.getpid())}
+    pid = os.getppid()
+    while pid > 1:
+        mine.add(str(pid))
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            break
+    others: dict[str, int] = {}
+    # A backend is "postgres: 15/main: USER DB HOST(PORT) STATE"; the rest are auxiliary processes.
+    backend = re.compile(r"postgres: [^:]+: \S+ (\S+) (\S+\(\d+\)|\[local\])")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        if pid in mine or pid == "1":
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ppid, pgid = int(stat[1]), int(stat[2])
+        if pid == "2" or ppid == 2 or pgid == args.server_pgid:
+            continue
+        if "postgres" in cmdline.split(" ", 1)[0]:
+            match = backend.match(cmdline)
+            if match is None or match.group(1) == args.db_name:
+                continue  # postmaster, auxiliary process, or a backend of the bench database
+        others[pid] = sum(int(x) for x in stat[11:15])  # utime, stime, cutime, cstime
+    return time.monotonic(), others
+
+
+def _foreign_share(before, after) -> float:
+    """Share of the machine's CPU that other processes used between two snapshots."""
+    ticks = sum(total - before[1].get(pid, 0) for pid, total in after[1].items())
+    elapsed = after[0] - before[0]
+    return max(0.0, ticks / os.sysconf("SC_CLK_TCK") / (elapsed * (os.cpu_count() or 1)))
+
+
+def _figure(name: str, result: dict) -> Figure:
+    bad = []
+    if result["non2xx"]:
+        bad.append(f"{result['non2xx']} non-2xx")
+    if result["socket_errors"]:
+        bad.append(result["socket_errors"])
+    return Figure(name, result["rps"], "req/s", result["p50"], result["p99"],
+                  requests=result["requests"], bad="; ".join(bad))
+
+
+def _count_rows(database_url: str, like: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM experiments_assignment a JOIN experiments_experiment e ON e.id = a.experiment_id"
+            " WHERE e.key = %s AND a.unit LIKE %s", (EXPERIMENT_KEY, like),
+        ).fetchone()[0]
+
+
+# -- the run ----------------------------------------------------------------------------------
+
+def _measure(args, port: int, key: str, workdir: Path, database_url: str) -> dict:
+    first_lua = workdir / "first_time.lua"
+    first_lua.write_text(LUA_FIRST_TIME)
+    repeat_lua = workdir / "repeat.lua"
+    repeat_lua.write_text(LUA_REPEAT)
+
+    load_before = _load()
+    # Pre-assign the repeat set with one batch, then warm every worker on every path
+    # (imports, database connection, the per-process variant cache).
+    _batch(port, key, [f"r-{i}" for i in range(REPEAT_UNITS)])
+    print("Warming up ...", flush=True)
+    for path, script, script_args in (("/bench/bare/", None, ()), ("/bench/bare-noauth/", None, ()),
+                                      ("/", first_lua, ("w",)), ("/", repeat_lua, ())):
+        _wrk(args, port, key, path, script, script_args, duration=2)
+
+    # Rounds interleave the figures, so that a burst of other load on the machine hits
+    # one round of each rather than one figure; each figure reports its best round.
+    runs: dict[str, list[dict]] = {"a": [], "a'": [], "c": [], "b": []}
+    print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s --latency, "
+          f"{args.rounds} round(s) of each figure:", flush=True)
+    for r in range(1, args.rounds + 1):
+        print(f"  round {r}: (a) bare + auth, (a') bare no auth, (c) repeat, (b) first-time ...", flush=True)
+        runs["a"].append(_wrk(args, port, key, "/bench/bare/"))
+        runs["a'"].append(_wrk(args, port, key, "/bench/bare-noauth/"))
+        runs["c"].append(_wrk(args, port, key, "/", repeat_lua))
+        runs["b"].append(_wrk(args, port, key, "/", first_lua, (f"n{r}",)))
+    time.sleep(1.0)  # let requests still in flight when wrk stopped finish
+    first_rows = _count_rows(database_url, "n%")
+    names = {"a": "(a)  bare DRF + bearer auth (baseline)", "a'": "(a') bare DRF, no auth",
+             "c": f"(c)  repeat GET ({REPEAT_UNITS:,} assigned units)", "b": "(b)  first-time GET (never-seen units)"}
+    figures: dict[str, Figure] = {}
+    for tag, results in runs.items():
+        best = max(results, key=lambda result: result["rps"])
+        figures[tag] = _figure(names[tag], best)
+        figures[tag].foreign_cpu = best["foreign_cpu"]
+        figures[tag].spread = (min(x["rps"] for x in results), max(x["rps"] for x in results))
+        figures[tag].bad = "; ".join(filter(None, (_figure("", x).bad for x in results)))
+    first = {"generated": sum(x["generated"] for x in runs["b"]),
+             "requests": sum(x["requests"] for x in runs["b"]),
+             "non2xx": sum(x["non2xx"] for x in runs["b"])}
+
+    print(f"  (d) {args.batch_requests} sequential POSTs of {BATCH_UNITS:,} never-seen units ...", flush=True)
+    new_latencies = []
+    before = _cpu_snapshot(args)
+    for i in range(args.batch_requests):
+        new_latencies.append(_batch(port, key, [f"b{i}-{j}" for j in range(BATCH_UNITS)]))
+    batch_rows = _count_rows(database_url, "b%")
+    assigned_runs = max(3, args.batch_requests // 2)
+    print(f"  (d') {assigned_runs} sequential POSTs of {BATCH_UNITS:,} already-assigned units ...", flush=True)
+    assigned_latencies = [_batch(port, key, [f"b{i % args.batch_requests}-{j}" for j in range(BATCH_UNITS)])
+                          for i in range(assigned_runs)]
+    batch_foreign = _foreign_share(before, _cpu_snapshot(args))
+    figures["d"] = Figure(f"(d)  batch POST {BATCH_UNITS:,} never-seen units", BATCH_UNITS * len(new_latencies)
+                          / sum(new_latencies), "units/s", statistics.median(new_latencies),
+                          max(new_latencies), "max", requests=len(new_latencies))
+    figures["d'"] = Figure(f"(d') batch POST {BATCH_UNITS:,} assigned units",
+                           BATCH_UNITS * len(assigned_latencies) / sum(assigned_latencies), "units/s",
+                           statistics.median(assigned_latencies), max(assigned_latencies), "max",
+                           requests=len(assigned_latencies))
+    figures["d"].foreign_cpu = figures["d'"].foreign_cpu = batch_foreign
+
+    baseline = figures["a"].rate
+    checks = [
+        (f"repeat (c) >= {TARGET_REPEAT:.0%} of (a)", figures["c"].rate >= TARGET_REPEAT * baseline,
+         f"{figures['c'].rate / baseline:.0%}"),
+        (f"first-time (b) >= {TARGET_FIRST:.0%} of (a)", figures["b"].rate >= TARGET_FIRST * baseline,
+         f"{figures['b'].rate / baseline:.0%}"),
+        (f"{BATCH_UNITS:,}-unit batch, never-seen (d) < {TARGET_BATCH_SECONDS:g} s (max of {len(new_latencies)})",
+         max(new_latencies) < TARGET_BATCH_SECONDS, f"p50 {_ms(statistics.median(new_latencies))}, "
+         f"max {_ms(max(new_latencies))}"),
+        (f"{BATCH_UNITS:,}-unit batch, assigned (d') < {TARGET_BATCH_SECONDS:g} s (max of {len(assigned_latencies)})",
+         max(assigned_latencies) < TARGET_BATCH_SECONDS, f"p50 {_ms(statistics.median(assigned_latencies))}, "
+         f"max {_ms(max(assigned_latencies))}"),
+    ]
+    generated = first["generated"]
+    answered = first["requests"] - first["non2xx"]
+    rows_ok = generated is not None and answered <= first_rows <= generated and first["non2xx"] == 0
+    batch_ok = batch_rows == BATCH_UNITS * len(new_latencies)
+    return {"figures": figures, "checks": checks, "load_before": load_before, "generated": generated, "answered": answered,
+            "first_rows": first_rows, "rows_ok": rows_ok, "batch_rows": batch_rows, "batch_ok": batch_ok,
+            "batch_requested": BATCH_UNITS * len(new_latencies), "port": port,
+            "all_pass": all(ok for _, ok, _ in checks) and rows_ok and batch_ok}
+
+
+def _ms(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds * 1000:.1f} ms" if seconds < 10 else f"{seconds:.1f} s"
+
+
+def _report(args, results: dict) -> None:
+    figures = results["figures"]
+    baseline = figures["a"].rate
+    print()
+    print(f"Assignment benchmark: gunicorn {args.workers} sync workers, wrk -t{args.threads} -c{args.connections} "
+          f"-d{args.duration}s x {args.rounds} interleaved rounds (best shown), PostgreSQL, DEBUG=false")
+    print(f"NOTE: wrk, gunicorn and PostgreSQL all share this machine's {os.cpu_count()} cores: absolute figures "
+          "are lower than the server alone would do; compare the ratios.")
+    print(f"      Load average before / after the run: {results['load_before']} / {_load()} "
+          "(anything else running skews the figures).")
+    print()
+    header = (f"{'figure':<42} {'throughput':>15} {'p50':>9} {'p99 (max)':>17} {'vs (a)':>6}  "
+              f"{'rounds min-max':>15}  {'requests':>8}  {'other CPU':>9}")
+    print(header)
+    print("-" * len(header))
+    for tag in ("a", "a'", "c", "b", "d", "d'"):
+        f = figures[tag]
+        ratio = f"{f.rate / baseline:.0%}" if f.unit == "req/s" else "-"
+        tail = f"({_ms(f.p99)})" if f.p99_label == "max" else _ms(f.p99)
+        spread = f"{f.spread[0]:,.0f}-{f.spread[1]:,.0f}" if f.spread else "-"
+        print(f"{f.name:<42} {f'{f.rate:,.0f} {f.unit}':>15} {_ms(f.p50):>9} {tail:>17} {ratio:>6}  "
+              f"{spread:>15}  {f.requests:>8,}  {_pct(f.foreign_cpu):>9}" + (f"  [{f.bad}]" if f.bad else ""))
+    print("(a)-(b): wrk, req/s and latency of the best round; (d), (d'): sequential 10,000-unit requests, "
+          "units/s over all of them, p50 and (max) of one request.")
+    print("other CPU: share of the machine's CPU used meanwhile by processes other than this benchmark's (wrk, "
+          "gunicorn, the bench database's PostgreSQL backends, kernel threads); well above 0% = disturbed figure.")
+    print()
+    print("Targets:")
+    for label, ok, detail in results["checks"]:
+        print(f"  {'PASS' if ok else 'MISS'}  {label}: {detail}")
+    print()
+    print("Rows stored (traffic 100%: every requested unit is included, so each must have exactly one row):")
+    print(f"  (b) distinct units requested {results['generated']:,} (incl. up to {args.connections} per round in "
+          f"flight when wrk stopped), answered 2xx {results['answered']:,}, assignment rows "
+          f"{results['first_rows']:,}: {'OK' if results['rows_ok'] else 'MISMATCH'} (answered <= rows <= requested)")
+    print(f"  (d) units requested {results['batch_requested']:,}, assignment rows {results['batch_rows']:,}: "
+          f"{'OK' if results['batch_ok'] else 'MISMATCH'}")
+
+
+def _pct(share: float | None) -> str:
+    return "-" if share is None else f"{share:.0%}"
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
