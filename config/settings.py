@@ -184,6 +184,11 @@ CELERY_BEAT_SCHEDULE = {
 # PostgreSQL work_mem for the analysis transaction (per-unit aggregation of millions of rows).
 ANALYSIS_WORK_MEM = env("ANALYSIS_WORK_MEM", default="256MB")
 
+# Assignment serving: how long a worker process trusts its copy of an experiment's state
+# (status, traffic, concluded variant). A stop, promotion or ramp reaches every worker within
+# this time; 0 reads the database on every request.
+ASSIGNMENT_STATE_CACHE_SECONDS = env.float("ASSIGNMENT_STATE_CACHE_SECONDS", default=2.0)
+
 # Health check: how long /healthz waits for the broker before calling it unreachable.
 HEALTHZ_BROKER_TIMEOUT_SECONDS = env.float("HEALTHZ_BROKER_TIMEOUT_SECONDS", default=2.0)
 

@@ -35,6 +35,19 @@ def _static_files_without_collectstatic(settings):
     }
 
 
+@pytest.fixture(autouse=True)
+def _no_serving_cache(settings):
+    """Tests change an experiment and ask again at once: serve from the database every time.
+
+    The cache itself is specified in tests/experiments/services/test_serving_cache.py.
+    """
+    from experiments.services.assignment import serving_cache
+
+    settings.ASSIGNMENT_STATE_CACHE_SECONDS = 0
+    serving_cache.states.clear()
+    serving_cache.assignments.clear()
+
+
 def _member_of(group_name: str):
     user = UserFactory()
     user.groups.add(Group.objects.get(name=group_name))

@@ -7,10 +7,13 @@ the unit first, nothing is returned and the stored row is read back: that is wha
 concurrent first requests agree (the row that won the race is what both return).
 """
 
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import timezone as dt_timezone
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
@@ -116,11 +119,63 @@ _STATE_SQL = (
 ).format(experiments=Experiment._meta.db_table, assignments=Assignment._meta.db_table)
 
 
+class _ServingCache:
+    """Per-process memory of what serving reads on every request (bench/assignment.py).
+
+    A stored assignment never changes, so (salt, unit) -> variant id is kept in an LRU. An
+    experiment's state (status, traffic, concluded variant) can change, so it is kept for
+    `ASSIGNMENT_STATE_CACHE_SECONDS` only: a stop, a promotion or a ramp reaches every worker
+    within that time. `ends_at` never changes once started, so the end of the test period is
+    always exact. Drafts are never cached (a start must take effect at once).
+    """
+
+    MAX_ASSIGNMENTS = 200_000
+
+    def __init__(self):
+        self.states: dict[str, tuple[float, ExperimentState]] = {}
+        self.assignments: OrderedDict[tuple[str, str], int] = OrderedDict()
+
+    def state(self, key: str) -> ExperimentState | None:
+        entry = self.states.get(key)
+        return entry[1] if entry and entry[0] > time.monotonic() else None
+
+    def remember_state(self, state: ExperimentState) -> None:
+        ttl = settings.ASSIGNMENT_STATE_CACHE_SECONDS
+        if ttl > 0 and state.status != Status.DRAFT:
+            self.states[state.key] = (time.monotonic() + ttl, state)
+
+    def assignment(self, state: ExperimentState, unit: str) -> int | None:
+        return self.assignments.get((state.salt, unit))
+
+    def remember_assignment(self, state: ExperimentState, unit: str, variant_id: int) -> None:
+        if settings.ASSIGNMENT_STATE_CACHE_SECONDS > 0:
+            self.assignments[(state.salt, unit)] = variant_id
+            if len(self.assignments) > self.MAX_ASSIGNMENTS:
+                self.assignments.popitem(last=False)
+
+
+serving_cache = _ServingCache()
+
+
 def experiment_state(key: str, *, unit: str | None = None) -> tuple[ExperimentState, int | None]:
     """The experiment and, when a unit is given, the variant id stored for it, in one round trip.
 
-    Plain SQL: on the hot path, building the equivalent ORM query cost more than running it.
+    A repeat request within the state cache's lifetime needs no query at all.
     """
+    state = serving_cache.state(key)
+    if state is not None and unit is not None:
+        stored = serving_cache.assignment(state, unit)
+        if stored is not None:
+            return state, stored
+    state, stored = _experiment_state_from_database(key, unit)
+    serving_cache.remember_state(state)
+    if stored is not None:
+        serving_cache.remember_assignment(state, unit, stored)
+    return state, stored
+
+
+def _experiment_state_from_database(key: str, unit: str | None) -> tuple[ExperimentState, int | None]:
+    # Plain SQL: on the hot path, building the equivalent ORM query cost more than running it.
     with connection.cursor() as cursor:
         cursor.execute(_STATE_SQL, [unit, key])
         row = cursor.fetchone()
@@ -179,7 +234,9 @@ def _store_one(state: ExperimentState, unit: str, variant: ServedVariant) -> int
             [state.id, unit, variant.id, timezone.now()],
         )
         inserted = cursor.fetchone()
-    return inserted[0] if inserted else stored_assignments(state.id, [unit])[unit]
+    variant_id = inserted[0] if inserted else stored_assignments(state.id, [unit])[unit]
+    serving_cache.remember_assignment(state, unit, variant_id)
+    return variant_id
 
 
 def _store(state: ExperimentState, firsts: dict[str, ServedVariant]) -> dict[str, int]:
