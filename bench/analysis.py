@@ -27,9 +27,7 @@ postgres://postgres@127.0.0.1:5432/bench_analysis: dropped, created, migrated). 
      `python -c` subprocess (django.setup(), a connection opened, then only the call timed,
      inside the subprocess); the subprocess's peak RSS (VmHWM, Django imports included) and
      its total wall time are reported. Rounds of (bare aggregate, analysis): the first round
-     warms the cache and is not kept (the application's code: 2 rounds; the proposed
-     summaries below, swapped in inside the subprocess: 4 rounds, the median ratio of the
-     last 3 kept). Before each analysis, TRUNCATE experiments_analysisresult (the
+     warms the cache and is not kept (2 rounds). Before each analysis, TRUNCATE experiments_analysisresult (the
      immutability trigger is a row trigger, which TRUNCATE does not fire) and put the
      experiment back to `analyzing`.
   4. A table (N, bare aggregate s, analysis s, ratio <= 2.0, worker peak RSS < 300 MB,
@@ -75,9 +73,7 @@ BARE = f"""SELECT variant_id, count(*), sum(value), sum(value * value)
 FROM {OBSERVATIONS} WHERE experiment_id = %s GROUP BY variant_id"""
 
 # Runs in the measured subprocess: Django set up and a connection opened first (a worker
-# has both already), then only the call is timed. With argv[2] == "proposed", the two
-# summary functions of experiments.summaries are replaced by the PROPOSED_* versions below
-# (the application code is not edited; this measures the recommended change end to end).
+# has both already), then only the call is timed.
 WORKER = r"""
 import json, resource, sys, time
 t0 = time.perf_counter()
@@ -85,13 +81,6 @@ import django
 django.setup()
 from django.db import connection
 from experiments.services.analysis import analysis_run
-if sys.argv[2] == "proposed":
-    import experiments.summaries as summaries
-    from analysis.types import PairedSummary, SampleSummary
-    from experiments.models import MetricType
-    exec(sys.argv[3])
-    summaries.ab_summaries = proposed_ab_summaries
-    summaries.paired_summaries = proposed_paired_summaries
 connection.ensure_connection()
 def status():
     with open("/proc/self/status") as f:
@@ -106,75 +95,6 @@ print(json.dumps({"analysis_s": t2 - t1, "setup_s": t1 - t0, "outcome": result.o
                   "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                   "document": result.document}))
 """
-
-# The recommended summaries (exec'd in the worker above; same results, see the README):
-# - A/B: the assigned count per variant from the assignments alone (an index-only count),
-#   and the per-unit values from the observations alone, grouped by (variant_id, unit):
-#   ingestion stores every A/B observation under its unit's assigned variant, so no join
-#   is needed. Only rows with value <> 0 are grouped: a unit whose values are all 0 has
-#   per-unit value 0 (MAX of 0/1 values, or SUM), which adds nothing to the sum or the sum
-#   of squares, and the unit is still counted through the assignments.
-# - champion/challenger: one pass, one row per unit with one column per variant
-#   (FILTER), instead of three queries that each aggregate every observation again.
-# - JIT off for the transaction (compiling the big aggregate costs more than it saves).
-PROPOSED = r"""
-def _unit_value_sql(metric_type, paired):
-    if metric_type == MetricType.BINARY:
-        return "MAX(value)"
-    return "AVG(value)" if paired else "SUM(value)"
-
-def proposed_ab_summaries(experiment):
-    v = _unit_value_sql(experiment.metric_type, False)
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL jit = off")
-        cursor.execute("SELECT variant_id, COUNT(*) FROM experiments_assignment WHERE experiment_id = %s "
-                       "GROUP BY variant_id", [experiment.id])
-        assigned = dict(cursor.fetchall())
-        cursor.execute(
-            f"SELECT variant_id, SUM(v), SUM(v * v) FROM (SELECT variant_id, unit, {v} AS v "
-            f"FROM experiments_observation WHERE experiment_id = %s AND value <> 0 "
-            f"GROUP BY variant_id, unit) AS per_unit GROUP BY variant_id", [experiment.id])
-        sums = {variant_id: (total, squares) for variant_id, total, squares in cursor.fetchall()}
-    summaries = {variant_id: SampleSummary(n=n, total=float(sums.get(variant_id, (0.0, 0.0))[0]),
-                                           total_of_squares=float(sums.get(variant_id, (0.0, 0.0))[1]))
-                 for variant_id, n in assigned.items()}
-    return summaries, assigned
-
-def proposed_paired_summaries(experiment, champion_id):
-    ids = sorted(experiment.variants.values_list("id", flat=True))
-    v = _unit_value_sql(experiment.metric_type, True)
-    columns = ", ".join(f"{v} FILTER (WHERE variant_id = {int(i)}) AS v{int(i)}" for i in ids)
-    outer = []
-    for i in ids:
-        outer += [f"COUNT(v{i})", f"COALESCE(SUM(v{i}), 0)", f"COALESCE(SUM(v{i} * v{i}), 0)"]
-    challengers = [i for i in ids if i != champion_id]
-    x = f"v{int(champion_id)}"
-    for i in challengers:
-        both = f"FILTER (WHERE {x} IS NOT NULL AND v{i} IS NOT NULL)"
-        outer += [f"COUNT(*) {both}", f"COALESCE(SUM({x}) {both}, 0)", f"COALESCE(SUM({x} * {x}) {both}, 0)",
-                  f"COALESCE(SUM(v{i}) {both}, 0)", f"COALESCE(SUM(v{i} * v{i}) {both}, 0)",
-                  f"COALESCE(SUM({x} * v{i}), 0)"]
-    any_missing = " OR ".join(f"v{i} IS NULL" for i in ids)
-    outer.append(f"COUNT(*) FILTER (WHERE {any_missing})")
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL jit = off")
-        cursor.execute(f"SELECT {', '.join(outer)} FROM (SELECT unit, {columns} FROM experiments_observation "
-                       f"WHERE experiment_id = %s GROUP BY unit) AS per_unit", [experiment.id])
-        row = list(cursor.fetchone())
-    arms, pairs = {}, {}
-    for i in ids:
-        n, total, squares = row[:3]; row = row[3:]
-        if n:
-            arms[i] = SampleSummary(n=n, total=float(total), total_of_squares=float(squares))
-    for i in challengers:
-        n, xs, xss, ys, yss, xys = row[:6]; row = row[6:]
-        if n:
-            pairs[i] = PairedSummary(n=n, champion_total=float(xs), champion_total_of_squares=float(xss),
-                                     challenger_total=float(ys), challenger_total_of_squares=float(yss),
-                                     cross_total=float(xys))
-    return arms, pairs, row[0]
-"""
-
 
 def _log(message: str) -> None:
     print(message, flush=True)
@@ -397,7 +317,7 @@ def _run_worker(env: dict[str, str], conn: psycopg.Connection, experiment_id: in
     """analysis_run once in a fresh subprocess, on a freshly reset experiment: times and memory."""
     _reset(conn, experiment_id)
     start = time.perf_counter()
-    done = subprocess.run([PYTHON, "-c", WORKER, str(experiment_id), variant, PROPOSED], cwd=ROOT, env=env,
+    done = subprocess.run([PYTHON, "-c", WORKER, str(experiment_id), variant], cwd=ROOT, env=env,
                           capture_output=True, text=True)
     total = time.perf_counter() - start
     if done.returncode != 0:
@@ -635,13 +555,6 @@ def main() -> int:
                 _log(f"  {name}: bare {figures['bare_s']:.2f} s, analysis {figures['analysis_s']:.2f} s "
                      f"(subprocess {figures['total_s']:.2f} s), peak RSS {figures['hwm_kb'] / 1024:.0f} MB, "
                      f"{figures['outcome']}")
-                proposed = _paired(env, conn, experiment["id"], "proposed", runs=4)
-                rows.append(_row(f"{name} (proposed summaries)", size, proposed))
-                same = _same_document(figures["document"], proposed["document"])
-                notes.append(f"N = {size:,} {name}: proposed summaries give the same results document: "
-                             f"{'yes' if same else 'NO'}")
-                _log(f"  {name} proposed: bare {proposed['bare_s']:.2f} s, analysis {proposed['analysis_s']:.2f} s, "
-                     f"same document: {same}")
                 if size == (largest if name == "ab" else max(args.cc_sizes)):
                     _log(f"  EXPLAIN (ANALYZE, BUFFERS) of the {name} summary queries at N = {size:,} "
                          f"(work_mem {work_mem}):")
