@@ -48,20 +48,21 @@ def _no_serving_cache(settings):
     serving_cache.assignments.clear()
 
 
-def _member_of(group_name: str):
-    user = UserFactory()
+def member_of(group_name: str, **fields):
+    """A new user in the group (created by a migration); `fields` go to the factory."""
+    user = UserFactory(**fields)
     user.groups.add(Group.objects.get(name=group_name))
     return user
 
 
 @pytest.fixture
 def experimenter(db):
-    return _member_of("experimenter")
+    return member_of("experimenter")
 
 
 @pytest.fixture
 def viewer(db):
-    return _member_of("viewer")
+    return member_of("viewer")
 
 
 @pytest.fixture

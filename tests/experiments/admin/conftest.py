@@ -1,16 +1,13 @@
 """Staff members of each group, logged in to the admin (the admin only lets staff in)."""
 
 import pytest
-from django.contrib.auth.models import Group
 from django.test import Client
 
-from tests.factories import UserFactory
+from tests.conftest import member_of
 
 
 def staff_member(group_name: str):
-    user = UserFactory(is_staff=True)
-    user.groups.add(Group.objects.get(name=group_name))
-    return user
+    return member_of(group_name, is_staff=True)
 
 
 def logged_in(user) -> Client:
