@@ -6,8 +6,6 @@ deliberately not registered: while an experiment is locked the admin shows count
 """
 
 import copy
-from dataclasses import dataclass
-from typing import Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.contrib import admin, messages
@@ -24,13 +22,11 @@ from rest_framework_api_key.admin import APIKeyModelAdmin
 from experiments.admin_forms import (
     ExperimentAdminForm, StopForm, VariantForm, VariantInlineFormSet, frozen_preview, power_preview,
 )
-from experiments.errors import ExperimentError, InvalidDefinition
-from experiments.models import AnalysisResult, AuditEvent, Experiment, ServiceKey, Status, UserToken, Variant
+from experiments.admin_lifecycle import ACTIONS, analysis_result, available_actions, error_text
+from experiments.errors import ExperimentError
+from experiments.models import AuditEvent, Experiment, ServiceKey, Status, UserToken, Variant
 from experiments.selectors import DEFINITION_FIELDS, experiment_definition, experiment_progress
-from experiments.services.analysis import experiment_request_analysis
 from experiments.services.definition import RUNNING_EDITABLE_FIELDS, experiment_create, experiment_update
-from experiments.services.lifecycle import experiment_start, experiment_stop
-from experiments.services.promotion import experiment_promote
 
 admin.site.site_header = "Experiments"
 admin.site.site_title = "Experiments admin"
@@ -39,18 +35,6 @@ admin.site.index_title = "Preregistered A/B and champion/challenger tests"
 ADD, CHANGE, VIEW, RUN = (f"experiments.{name}_experiment" for name in ("add", "change", "view", "run"))
 TEMPLATES = "admin/experiments/experiment"
 DAILY_UNITS = "expected_daily_units"
-
-
-def analysis_result(experiment: Experiment) -> AnalysisResult | None:
-    """The stored result, once the lock has lifted and the analysis ran; None before."""
-    # The analysis refuses to run while locked, so a locked result cannot exist; checking
-    # the lock here as well keeps the admin from ever showing one, whatever happened.
-    if experiment.unlocks_at is None or timezone.now() < experiment.unlocks_at:
-        return None
-    try:
-        return experiment.result
-    except AnalysisResult.DoesNotExist:
-        return None
 
 
 def report_url(experiment: Experiment) -> str:
@@ -70,75 +54,6 @@ def figure(value: float | None, spec: str = ".4g", suffix: str = "") -> str:
 def with_query(url: str, **params) -> str:
     parts = urlsplit(url)
     return urlunsplit(parts._replace(query=urlencode({**dict(parse_qsl(parts.query)), **params})))
-
-
-@dataclass(frozen=True)
-class LifecycleAction:
-    """A lifecycle button: its confirmation page asks `question`, its POST calls `run`."""
-
-    name: str
-    label: str
-    logged: str
-    confirm: str
-    question: Callable[[Experiment], str]
-    run: Callable[..., Experiment]
-    done: Callable[[Experiment], str]
-
-
-def _when(moment) -> str:
-    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S %Z")
-
-
-ACTIONS = {action.name: action for action in (
-    LifecycleAction(
-        "start", "Start", "Started.", "Yes, start it",
-        lambda e: f"Start {e.key}? Its protocol (metric, minimum change, alpha, power, variants, duration) "
-                  "is frozen and fingerprinted; from then on only the traffic can change, and nobody sees "
-                  "any result before the test period and its grace period are over.",
-        lambda experiment, actor, form: experiment_start(experiment=experiment, actor=actor),
-        lambda e: f"Started {e.key}: the protocol is frozen (SHA-256 {e.protocol_hash[:12]}\u2026). "
-                  f"The test ends {_when(e.ends_at)}; results unlock {_when(e.unlocks_at)}.",
-    ),
-    LifecycleAction(
-        "stop", "Stop\u2026", "Stopped.", "Stop it for good",
-        lambda e: f"Stop {e.key} for good? A stopped test is never analysed nor promoted, "
-                  "and its report says it was stopped early.",
-        lambda experiment, actor, form: experiment_stop(experiment=experiment, actor=actor,
-                                                        reason=form.cleaned_data["reason"]),
-        lambda e: f"Stopped {e.key} ({e.stop_reason}). It can never be promoted.",
-    ),
-    LifecycleAction(
-        "analyse", "Analyse", "Analysis queued.", "Yes, analyse it",
-        lambda e: f"Run the preregistered analysis of {e.key} now? The result is stored once and never changes.",
-        lambda experiment, actor, form: experiment_request_analysis(experiment=experiment, actor=actor),
-        lambda e: f"Queued the analysis of {e.key}; its decision appears on this page when it is done.",
-    ),
-    LifecycleAction(
-        "promote", "Promote", "Promoted.", "Yes, apply the decision",
-        lambda e: f"Apply the decision of {e.key} ({e.result.outcome}): serve "
-                  f"{e.result.winner or 'the control'} to every unit from now on?",
-        lambda experiment, actor, form: experiment_promote(experiment=experiment, actor=actor),
-        lambda e: f"Concluded {e.key}: every unit is now served {e.concluded_variant.key}.",
-    ),
-)}
-
-
-def available_actions(experiment: Experiment) -> list[str]:
-    """The lifecycle buttons that make sense in the experiment's state."""
-    if experiment.status == Status.DRAFT:
-        return ["start"]
-    if experiment.status == Status.RUNNING:
-        return ["stop", "analyse"] if timezone.now() >= experiment.unlocks_at else ["stop"]
-    result = analysis_result(experiment)
-    if experiment.status == Status.ANALYZED and result is not None and result.outcome != "invalid":
-        return ["promote"]
-    return []
-
-
-def error_text(error: ExperimentError) -> str:
-    if isinstance(error, InvalidDefinition):
-        return "; ".join(f"{path}: {message}" for path, messages_ in error.errors.items() for message in messages_)
-    return error.detail
 
 
 class VariantInline(admin.TabularInline):
