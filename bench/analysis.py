@@ -45,12 +45,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
 from datetime import timedelta
 from pathlib import Path
 
@@ -60,7 +58,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-PYTHON = sys.executable
+from bench.common import PYTHON, manage, recreate_database, redacted, server_env  # noqa: E402
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_analysis"
 DEFAULT_SIZES = [1_000_000, 10_000_000]
 TARGET_RATIO = 2.0
@@ -101,44 +99,6 @@ def _log(message: str) -> None:
 
 
 # -- database -----------------------------------------------------------------------------------
-
-def _recreate_database(database_url: str) -> None:
-    parts = urllib.parse.urlsplit(database_url)
-    name = parts.path.lstrip("/")
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        raise SystemExit(f"Refusing odd database name {name!r}.")
-    if name in {"postgres", "template0", "template1"}:
-        raise SystemExit(f"Refusing to drop {name!r}.")
-    admin_url = urllib.parse.urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def _env(database_url: str, workdir: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="config.settings", DATABASE_URL=database_url, DEBUG="false",
-        SECRET_KEY="bench-only-not-secret-" + os.urandom(8).hex(), ALLOWED_HOSTS="127.0.0.1",
-        CELERY_BROKER_URL="redis://127.0.0.1:6379/13", LOG_LEVEL="WARNING",
-        VAR_DIR=str(workdir / "var"), PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def _manage(env: dict[str, str], *command: str) -> str:
-    done = subprocess.run([PYTHON, "manage.py", *command], cwd=ROOT, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"manage.py {' '.join(command[:1])} failed:\n{done.stdout}\n{done.stderr}")
-    return done.stdout
-
-
-def _redacted(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    if parts.password:
-        parts = parts._replace(netloc=parts.netloc.replace(":" + parts.password + "@", ":***@"))
-    return urllib.parse.urlunsplit(parts)
-
 
 def _timed_sql(conn: psycopg.Connection, sql: str, params: list, *, settings: dict[str, str] | None = None,
                runs: int = 2) -> tuple[float, list]:
@@ -524,11 +484,11 @@ def main() -> int:
     database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
     started = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="bench-analysis-"))
-    env = _env(database_url, workdir)
-    _log(f"database {_redacted(database_url)} (dropped, created, migrated); sizes {args.sizes}, "
+    env = server_env(database_url, workdir, broker_db=13)
+    _log(f"database {redacted(database_url)} (dropped, created, migrated); sizes {args.sizes}, "
          f"champion/challenger at {args.cc_sizes}")
-    _recreate_database(database_url)
-    _manage(env, "migrate", "--no-input")
+    recreate_database(database_url)
+    manage(env, "migrate", "--no-input")
     _django(env)
     from django.conf import settings
     work_mem = settings.ANALYSIS_WORK_MEM

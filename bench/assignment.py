@@ -28,7 +28,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,7 +40,10 @@ from pathlib import Path
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
-PYTHON = sys.executable
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.common import PYTHON, free_port, manage, recreate_database, redacted, server_env, stop  # noqa: E402
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_experiments"
 EXPERIMENT_KEY = "bench-ab"
 REPEAT_UNITS = 1_000
@@ -136,18 +138,18 @@ def main() -> int:
         print("wrk is not installed (apt-get install wrk).", file=sys.stderr)
         return 2
     database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
-    port = args.port or _free_port()
+    port = args.port or free_port()
     workdir = Path(tempfile.mkdtemp(prefix="bench-assignment-"))
-    env = _server_env(database_url, workdir)
+    env = server_env(database_url, workdir, settings_module="bench.settings")
     server: subprocess.Popen | None = None
     # Ctrl-C and SIGTERM both unwind through the finally below, which stops gunicorn.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        print(f"Database {_redacted(database_url)}: drop, create, migrate ...", flush=True)
-        _recreate_database(database_url)
-        _manage(env, "migrate", "--noinput", "-v", "0")
-        key = _manage(env, "create_service_key", "bench").strip().splitlines()[-1]
-        created = _manage(env, "shell", "--no-imports", "-c", CREATE_EXPERIMENT).strip().splitlines()[-1]
+        print(f"Database {redacted(database_url)}: drop, create, migrate ...", flush=True)
+        recreate_database(database_url)
+        manage(env, "migrate", "--noinput", "-v", "0")
+        key = manage(env, "create_service_key", "bench").strip().splitlines()[-1]
+        created = manage(env, "shell", "--no-imports", "-c", CREATE_EXPERIMENT).strip().splitlines()[-1]
         print(f"Experiment {EXPERIMENT_KEY!r}: {created}", flush=True)
 
         print(f"gunicorn config.wsgi --workers {args.workers} --bind 127.0.0.1:{port} "
@@ -169,7 +171,7 @@ def main() -> int:
         return 130
     finally:
         if server is not None:
-            _stop(server)
+            stop(server)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -178,48 +180,6 @@ def _interrupt(signum, frame):
 
 
 # -- setup ------------------------------------------------------------------------------------
-
-def _server_env(database_url: str, workdir: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="bench.settings",
-        DATABASE_URL=database_url,
-        DEBUG="false",
-        SECRET_KEY="bench-only-not-secret-" + os.urandom(8).hex(),
-        ALLOWED_HOSTS="127.0.0.1",
-        CELERY_BROKER_URL="redis://127.0.0.1:6379/14",
-        LOG_LEVEL="WARNING",
-        VAR_DIR=str(workdir / "var"),
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def _recreate_database(database_url: str) -> None:
-    parts = urllib.parse.urlsplit(database_url)
-    name = parts.path.lstrip("/")
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        raise SystemExit(f"Refusing odd database name {name!r}.")
-    if name in {"postgres", "template0", "template1"}:
-        raise SystemExit(f"Refusing to drop {name!r}.")
-    admin_url = urllib.parse.urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def _manage(env: dict[str, str], *command: str) -> str:
-    done = subprocess.run([PYTHON, "manage.py", *command], cwd=ROOT, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"manage.py {' '.join(command[:1])} failed:\n{done.stdout}\n{done.stderr}")
-    return done.stdout
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _wait_until_up(port: int, key: str, server: subprocess.Popen, workdir: Path) -> None:
     deadline = time.monotonic() + 30
@@ -234,27 +194,6 @@ def _wait_until_up(port: int, key: str, server: subprocess.Popen, workdir: Path)
         except OSError:
             time.sleep(0.2)
     raise SystemExit("gunicorn did not answer within 30 s.")
-
-
-def _stop(server: subprocess.Popen) -> None:
-    """Stop gunicorn (the master and its workers: the process group it leads)."""
-    if server.poll() is not None:
-        return
-    try:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
-    except ProcessLookupError:
-        pass
-
-
-def _redacted(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    if parts.password:
-        parts = parts._replace(netloc=parts.netloc.replace(":" + parts.password + "@", ":***@"))
-    return urllib.parse.urlunsplit(parts)
 
 
 # -- HTTP -------------------------------------------------------------------------------------

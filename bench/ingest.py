@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.assignment import _free_port, _manage, _recreate_database, _redacted, _stop  # noqa: E402
+from bench.common import free_port, manage, recreate_database, redacted, server_env, stop  # noqa: E402
 
 PYTHON = sys.executable
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_ingest"
@@ -216,17 +216,6 @@ def raw_copy(database_url: str, table: str, dataset: Dataset) -> float:
 
 
 # -- gunicorn and its workers' memory ---------------------------------------------------------
-
-def server_env(database_url: str, workdir: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="config.settings", DATABASE_URL=database_url, DEBUG="false",
-        SECRET_KEY="bench-only-not-secret-" + os.urandom(8).hex(), ALLOWED_HOSTS="127.0.0.1",
-        CELERY_BROKER_URL="redis://127.0.0.1:6379/14", LOG_LEVEL="WARNING",
-        VAR_DIR=str(workdir / "var"), PYTHONUNBUFFERED="1",
-    )
-    return env
-
 
 def children(pid: int) -> list[int]:
     try:
@@ -474,20 +463,20 @@ def main() -> int:
     database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
     workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     env = server_env(database_url, workdir)
-    port = args.port or _free_port()
+    port = args.port or free_port()
     server = None
     signal.signal(signal.SIGTERM, _interrupt)
     begun = time.monotonic()
     print(f"Load average before the run: {Path('/proc/loadavg').read_text().split()[0]} "
           f"({os.cpu_count()} cores; anything else busy skews every figure)", flush=True)
     try:
-        print(f"Database {_redacted(database_url)}: drop, create, migrate ...", flush=True)
-        _recreate_database(database_url)
-        _manage(env, "migrate", "--noinput", "-v", "0")
-        token = _manage(env, "create_service_key", "bench-ingest").strip().splitlines()[-1]
+        print(f"Database {redacted(database_url)}: drop, create, migrate ...", flush=True)
+        recreate_database(database_url)
+        manage(env, "migrate", "--noinput", "-v", "0")
+        token = manage(env, "create_service_key", "bench-ingest").strip().splitlines()[-1]
         setup = SETUP.replace("AB_UNITS", str(0 if args.no_ab else AB_UNITS)).replace(
             "CC_KEY", repr(CC_KEY)).replace("WARMUP_KEY", repr(WARMUP_KEY)).replace("AB_KEY", repr(AB_KEY))
-        experiments = orjson.loads(_manage(env, "shell", "-c", setup).strip().splitlines()[-1])
+        experiments = orjson.loads(manage(env, "shell", "-c", setup).strip().splitlines()[-1])
         sql(database_url, "ANALYZE")
         for key, e in experiments.items():
             print(f"  experiment {key}: {e['design']} {e['metric']}, {e['status']}, variants {list(e['variants'])}")
@@ -566,7 +555,7 @@ def main() -> int:
             clean(database_url, "experiments_observation")
         if children(server.pid) != pids:
             print("WARNING: gunicorn workers were replaced during the run", flush=True)
-        _stop(server)
+        stop(server)
         server = None
 
         for dataset, tag, name in [(cc, "c", f"import_observations, {CC_KEY} CSV")] + (
@@ -603,7 +592,7 @@ def main() -> int:
         return 130
     finally:
         if server is not None:
-            _stop(server)
+            stop(server)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -817,7 +806,7 @@ print(f"import_observations, CSV -> items (csv.DictReader + float()), per 10,000
 
 def breakdown(env, experiments, cc: Dataset, ab: Dataset | None) -> None:
     """Time each stage of one request in-process (the server's work without HTTP), per design."""
-    token = _manage(env, "create_service_key", "bench-breakdown").strip().splitlines()[-1]
+    token = manage(env, "create_service_key", "bench-breakdown").strip().splitlines()[-1]
     workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-breakdown-"))
     try:
         cases = []
@@ -828,7 +817,7 @@ def breakdown(env, experiments, cc: Dataset, ab: Dataset | None) -> None:
         code = f"CASES = {cases!r}\nTOKEN = {token!r}\nCSV = {str(cc.csv_path)!r}\n" + BREAKDOWN
         print()
         print("Breakdown (in-process, no HTTP):")
-        print(_manage(env, "shell", "-c", code).rstrip())
+        print(manage(env, "shell", "-c", code).rstrip())
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
