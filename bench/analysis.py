@@ -11,14 +11,17 @@ postgres://postgres@127.0.0.1:5432/bench_analysis: dropped, created, migrated). 
        Poisson(2) count: 13.5% of the units have none, 27% one, 59% several), value 1 with
        probability 5% (control) or 5.3% (challenger) per observation, so about 9.5% of
        the units convert; each observation has a unique `id` and timestamps in the period;
-     - unless --no-cc, a `champion_challenger` continuous experiment: N/2 sampled requests
-       (`r-<md5>` ids, one assignment each), each scored by both models (N observations; the loss is
-       Gamma(2, 5) for the champion and the champion's loss plus Normal(-0.1, 5) for the
-       challenger);
+     - at the sizes of --cc-sizes (default: every size), a `champion_challenger` continuous
+       experiment: N/2 sampled requests (`r-<md5>` ids, one assignment each), each scored by
+       both models (N observations; the loss is Gamma(2, 5) for the champion and the
+       champion's loss plus Normal(-0.1, 5) for the challenger);
      - observation_count kept consistent, status moved to `analyzing` (as the sweep does),
        then VACUUM ANALYZE. Indexes are dropped during the load and rebuilt from their own
        definitions (pg_indexes), and foreign-key triggers are skipped
        (session_replication_role = replica): loading only, the data is consistent by construction.
+     - the per-unit sums the ingestion service keeps as it stores observations (UnitOutcome),
+       recomputed from the loaded observations by `unit_outcomes_rebuild` (their cost at
+       ingestion is in bench/ingest.py's figures).
   2. Baseline: `SELECT variant_id, count(*), sum(value), sum(value*value) FROM
      experiments_observation WHERE experiment_id = %s GROUP BY variant_id`, run once to warm
      the cache, then again right before every analysis run (the machine is shared: each ratio
@@ -33,10 +36,10 @@ postgres://postgres@127.0.0.1:5432/bench_analysis: dropped, created, migrated). 
   4. A table (N, bare aggregate s, analysis s, ratio <= 2.0, worker peak RSS < 300 MB,
      PASS/MISS), then, at the largest size, EXPLAIN (ANALYZE, BUFFERS) of each query the
      analysis runs (captured from experiments.summaries while it runs, under the same
-     SET LOCAL work_mem), and alternative formulations timed side by side (--no-alternatives
-     to skip them).
+     SET LOCAL work_mem), and the former formulation (every observation grouped by unit at
+     analysis time, before UnitOutcome) timed side by side (--no-alternatives to skip it).
 
-Usage: .venv/bin/python bench/analysis.py [--sizes 1000000 10000000] [--no-cc] [--no-alternatives]
+Usage: .venv/bin/python bench/analysis.py [--sizes 1000000 10000000] [--cc-sizes ...] [--no-alternatives]
        [--no-wait]   (otherwise it waits until no other bench/ script runs before measuring)
 """
 
@@ -66,6 +69,7 @@ TARGET_RSS_MB = 300.0
 OTHER_BENCH = r"bench/(assignment|ingest)\.py"
 OBSERVATIONS = "experiments_observation"
 ASSIGNMENTS = "experiments_assignment"
+OUTCOMES = "experiments_unitoutcome"
 
 BARE = f"""SELECT variant_id, count(*), sum(value), sum(value * value)
 FROM {OBSERVATIONS} WHERE experiment_id = %s GROUP BY variant_id"""
@@ -151,6 +155,20 @@ def _create_experiments(size: int, cc: bool) -> dict[str, dict]:
         made[name] = {"id": experiment.id, "key": experiment.key,
                       "variants": [v.id for v in experiment.variants.order_by("position", "id")]}
     return made
+
+
+def _sum_units(experiment_ids: list[int]) -> None:
+    """Recompute the per-unit sums the ingestion service would have kept (the load went around it)."""
+    from django.db import connection, transaction
+
+    from experiments.models import Experiment
+    from experiments.unit_outcomes import unit_outcomes_rebuild
+
+    for experiment_id in experiment_ids:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL work_mem = '1GB'")
+            unit_outcomes_rebuild(Experiment.objects.get(pk=experiment_id))
 
 
 def _make_due(experiment_ids: list[int], counts: dict[int, int]) -> None:
@@ -333,7 +351,7 @@ def _same_document(a: dict, b: dict, rel: float = 1e-9) -> bool:
 # -- EXPLAIN --------------------------------------------------------------------------------------
 
 def _explain_application_queries(experiment_id: int) -> list[tuple[str, list, dict]]:
-    """EXPLAIN (ANALYZE, BUFFERS) of every observation query analysis_data runs, under the analysis's
+    """EXPLAIN (ANALYZE, BUFFERS) of every summary query analysis_data runs, under the analysis's
     work_mem. Each such query is run once, as EXPLAIN ANALYZE, and replaced by a LIMIT 0 version
     of itself so that no query runs twice (the summaries then come out empty, which is ignored)."""
     from django.conf import settings
@@ -345,7 +363,7 @@ def _explain_application_queries(experiment_id: int) -> list[tuple[str, list, di
     captured = []
 
     def explain(execute, sql, params, many, context):
-        if OBSERVATIONS in sql and sql.lstrip().upper().startswith(("WITH", "SELECT")):
+        if (OUTCOMES in sql or ASSIGNMENTS in sql) and sql.lstrip().upper().startswith(("WITH", "SELECT")):
             context["cursor"].execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, params)
             plan = context["cursor"].fetchone()[0]
             captured.append((sql, list(params or []), json.loads(plan) if isinstance(plan, str) else plan))
@@ -420,33 +438,30 @@ def _spills(plan: dict) -> list[str]:
 
 # -- alternatives (SQL run from the bench, same transaction settings) ---------------------------------
 
+# What the analysis ran before ingestion kept per-unit sums (UnitOutcome): every observation
+# grouped by unit at analysis time. Timed beside the application to show what the sums buy.
 AB_ASSIGNED = f"SELECT variant_id, COUNT(*) FROM {ASSIGNMENTS} WHERE experiment_id = %s GROUP BY variant_id"
-AB_NO_JOIN = f"""SELECT variant_id, COUNT(*), SUM(v), SUM(v * v) FROM (
-    SELECT variant_id, unit, MAX(value) AS v FROM {OBSERVATIONS} WHERE experiment_id = %s
-    GROUP BY variant_id, unit) AS per_unit GROUP BY variant_id"""
-AB_NONZERO = f"""SELECT variant_id, COUNT(*), SUM(v), SUM(v * v) FROM (
+AB_GROUPED = f"""SELECT variant_id, COUNT(*), SUM(v), SUM(v * v) FROM (
     SELECT variant_id, unit, MAX(value) AS v FROM {OBSERVATIONS} WHERE experiment_id = %s AND value <> 0
     GROUP BY variant_id, unit) AS per_unit GROUP BY variant_id"""
+CC_GROUPED = """SELECT COUNT(x), SUM(x), SUM(x * x), COUNT(y), SUM(y), SUM(y * y),
+    COUNT(*) FILTER (WHERE x IS NOT NULL AND y IS NOT NULL), SUM(x * y) FILTER (WHERE x IS NOT NULL AND y IS NOT NULL),
+    COUNT(*) FILTER (WHERE x IS NULL OR y IS NULL)
+    FROM (SELECT unit, AVG(value) FILTER (WHERE variant_id = %s) AS x, AVG(value) FILTER (WHERE variant_id = %s) AS y
+          FROM experiments_observation WHERE experiment_id = %s GROUP BY unit) AS per_unit"""
 
 
-def _alternatives(conn: psycopg.Connection, work_mem: str, experiment_id: int, app_queries: list) -> list[tuple]:
-    """(label, seconds, bare seconds, rounds) of ways to compute the A/B per-variant sums, timed from here.
-    The slow ones run once (the cache is warm by then), the fast ones 1 + 3 times (median)."""
-    rows = []
-    base = {"work_mem": work_mem}
-    nojit = {**base, "jit": "off"}
-    assigned = (AB_ASSIGNED, [experiment_id])
-    for sql, params, _ in app_queries[:1]:
-        rows.append(("application query, max_parallel_workers_per_gather = 0",
-                     *_paired_sql(conn, experiment_id, [(sql, params)],
-                                  {**base, "max_parallel_workers_per_gather": "0"}, runs=1), 1))
-    rows.append(("no join: GROUP BY variant_id, unit + assigned counts, jit = off",
-                 *_paired_sql(conn, experiment_id, [(AB_NO_JOIN, [experiment_id]), assigned], nojit, runs=1), 1))
-    rows.append(("no join, only value <> 0 rows grouped + assigned counts",
-                 *_paired_sql(conn, experiment_id, [(AB_NONZERO, [experiment_id]), assigned], base, runs=4), 3))
-    rows.append(("no join, only value <> 0 rows grouped + assigned counts, jit = off",
-                 *_paired_sql(conn, experiment_id, [(AB_NONZERO, [experiment_id]), assigned], nojit, runs=4), 3))
-    return rows
+def _alternatives(conn: psycopg.Connection, work_mem: str, name: str, experiment: dict) -> list[tuple]:
+    """(label, seconds, bare seconds) of the former observation-grouping queries, run once (warm cache)."""
+    settings = {"work_mem": work_mem}
+    if name == "ab":
+        statements = [(AB_GROUPED, [experiment["id"]]), (AB_ASSIGNED, [experiment["id"]])]
+        label = "ab: GROUP BY variant, unit over the observations + assigned counts"
+    else:
+        champion, challenger = experiment["variants"]
+        statements = [(CC_GROUPED, [champion, challenger, experiment["id"]])]
+        label = "cc: GROUP BY unit over the observations (one FILTER pass)"
+    return [(label, *_paired_sql(conn, experiment["id"], statements, settings, runs=1))]
 
 
 # -- report ----------------------------------------------------------------------------------------
@@ -475,12 +490,14 @@ def _table(rows: list[dict]) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=DEFAULT_SIZES)
-    parser.add_argument("--cc-sizes", type=int, nargs="*", default=[1_000_000],
-                        help="sizes at which the champion/challenger experiment is loaded too (default 1000000)")
+    parser.add_argument("--cc-sizes", type=int, nargs="*",
+                        help="sizes at which the champion/challenger experiment is loaded too (default: every size)")
     parser.add_argument("--no-alternatives", action="store_true")
     parser.add_argument("--no-wait", action="store_true", help="measure even if other benchmarks run")
     parser.add_argument("--wait-timeout", type=float, default=1800.0)
     args = parser.parse_args()
+    if args.cc_sizes is None:
+        args.cc_sizes = args.sizes
     database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
     started = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="bench-analysis-"))
@@ -504,6 +521,8 @@ def main() -> int:
             made = _create_experiments(size, size in args.cc_sizes)
             load_start = time.perf_counter()
             _load(conn, made, size)
+            _sum_units([m["id"] for m in made.values()])
+            conn.execute(f"VACUUM ANALYZE {OUTCOMES}")
             _make_due([m["id"] for m in made.values()], {m["id"]: size for m in made.values()})
             _log(f"N = {size:,}: loaded {', '.join(made)} in {time.perf_counter() - load_start:.0f} s")
             quiet.append(_wait_quiet(args))
@@ -523,12 +542,11 @@ def main() -> int:
                         _log(f"  query {index}: " + " ".join(sql.split())[:160] + " ...")
                         for line in _explain_summary(plan[0]) + ["    " + s for s in _spills(plan[0]["Plan"])]:
                             _log(line)
-                    if name == "ab" and size == largest and not args.no_alternatives:
-                        _log(f"  Alternatives at N = {size:,} (SQL only, from the bench, work_mem {work_mem}; "
-                             f"ratio against a bare aggregate timed just before):")
-                        for label, seconds, bare, rounds in _alternatives(conn, work_mem, experiment["id"], explained):
-                            _log(f"    {label:<68} {seconds:6.2f} s  bare {bare:5.2f} s  ratio {seconds / bare:5.2f}"
-                                 f"{'  (median of 3, warm)' if rounds == 3 else ''}")
+                    if not args.no_alternatives:
+                        _log(f"  Before per-unit sums at N = {size:,} (SQL only, from the bench, work_mem "
+                             f"{work_mem}; ratio against a bare aggregate timed just before):")
+                        for label, seconds, bare in _alternatives(conn, work_mem, name, experiment):
+                            _log(f"    {label:<68} {seconds:6.2f} s  bare {bare:5.2f} s  ratio {seconds / bare:5.2f}")
             quiet[-1] = quiet[-1] and not _other_benchmarks()
             loads.append(os.getloadavg()[0])
 
@@ -543,8 +561,7 @@ def main() -> int:
          f"1-minute load average at the start/end of each size's measurements: "
          f"{', '.join(f'{x:.1f}' for x in loads)} (2 cores; other processes, e.g. test suites, are not waited for)")
     _log(f"{time.perf_counter() - started:.0f} s in all")
-    app_rows = [r for r in rows if r["label"].startswith("ab") and "application" in r["label"]]
-    return 0 if all(r["ok"] for r in app_rows) else 1
+    return 0 if all(r["ok"] for r in rows) else 1
 
 
 if __name__ == "__main__":

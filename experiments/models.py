@@ -305,6 +305,45 @@ class Observation(models.Model):
         return f"{self.experiment_id}:{self.unit}={self.value}"
 
 
+class UnitOutcome(models.Model):
+    """A unit's observations summed at ingestion: the rows the analysis aggregates.
+
+    A/B: one row per unit that has observations, under its variant: how many and their sum
+    (the per-unit metric is the sum, or for a binary metric whether the sum is above 0).
+    Champion/challenger: one row per (unit, challenger), pairing that challenger's
+    observations of the unit (`count`, `total`) with the champion's (`control_count`,
+    `control_total`), so that the paired summaries are one plain aggregate over one row per
+    pair. Grouping every observation by unit at analysis time instead costs about ten bare
+    aggregates at 10M observations (bench/analysis.py); keeping these sums costs the
+    ingestion one upsert per unit and batch (bench/ingest.py).
+
+    Written in the same transaction as the observations it sums, only for observations
+    actually stored (not for repeated ids); `unit_outcomes_rebuild` recomputes it from them.
+    """
+
+    pk = models.CompositePrimaryKey("experiment_id", "unit", "variant_id")
+    # No database foreign-key constraints, as for Observation: the ids come from the
+    # ingestion service, which has just checked them.
+    experiment = models.ForeignKey(
+        Experiment, on_delete=models.CASCADE, related_name="+", verbose_name="experiment",
+        db_constraint=False, db_index=False,
+    )
+    unit = models.CharField("unit", max_length=255)
+    variant = models.ForeignKey(
+        Variant, on_delete=models.PROTECT, related_name="+", verbose_name="variant", db_constraint=False,
+        db_index=False, help_text="A/B: the unit's variant. Champion/challenger: the challenger of the pair.",
+    )
+    count = models.PositiveIntegerField("observations")
+    total = models.FloatField("sum of values")
+    control_count = models.PositiveIntegerField(
+        "champion's observations", default=0, help_text="Champion/challenger only (0 for A/B).",
+    )
+    control_total = models.FloatField("sum of the champion's values", default=0.0)
+
+    def __str__(self) -> str:
+        return f"{self.experiment_id}:{self.unit}/{self.variant_id}"
+
+
 class ImmutableResultError(Exception):
     """An analysis result is never changed or deleted once stored."""
 

@@ -1,25 +1,28 @@
 """Sufficient statistics of an experiment, computed in the database (never one row per observation in Python).
 
-A/B: each assigned unit's value first (binary: 1 if any observation is 1; continuous: the
-sum of its values; a unit without observations counts as 0), then count, sum and sum of
-squares per variant. Champion/challenger: one value per (unit, variant) (binary: any 1;
-continuous: the mean, normally of exactly one value), then per variant, and per
-challenger over the units that also have a champion value (the complete pairs).
+They are aggregates over `UnitOutcome`, where ingestion keeps each unit's observations
+summed (one row per unit, or per unit and challenger). A/B: each assigned unit's value
+(binary: 1 if any observation is 1; continuous: the sum of its values; a unit without
+observations counts as 0), then count, sum and sum of squares per variant.
+Champion/challenger: the value per (unit, variant) (binary: any 1; continuous: the mean,
+normally of exactly one value), then per variant, and per challenger over the units that
+also have a champion value (the complete pairs).
 """
 
 from django.db import connection
 
 from analysis.types import AnalysisData, PairedSummary, SampleSummary
-from experiments.models import Assignment, Experiment, MetricType, Observation
+from experiments.models import Assignment, Experiment, MetricType, UnitOutcome
 
 ASSIGNMENTS = Assignment._meta.db_table
-OBSERVATIONS = Observation._meta.db_table
+OUTCOMES = UnitOutcome._meta.db_table
 
 
-def _unit_value(metric_type: str, *, paired: bool) -> str:
+def _unit_value(metric_type: str, total: str, count: str, *, paired: bool) -> str:
+    """SQL of one unit's metric from the sum and count of its values (binary values are 0 or 1)."""
     if metric_type == MetricType.BINARY:
-        return "MAX(value)"
-    return "AVG(value)" if paired else "SUM(value)"
+        return f"CASE WHEN {total} > 0 THEN 1 ELSE 0 END"
+    return f"{total} / {count}" if paired else total
 
 
 def _fetch(sql: str, params: list) -> list[tuple]:
@@ -31,25 +34,17 @@ def _fetch(sql: str, params: list) -> list[tuple]:
 def ab_summaries(experiment: Experiment) -> tuple[dict[int, SampleSummary], dict[int, int]]:
     """Per variant id: the per-unit summary over all assigned units, and the assigned count.
 
-    Two queries instead of a join of assignments with per-unit values (measured in
-    bench/analysis.py: 1.7x a bare aggregate at 10M observations, against 18.6x): a unit
-    whose value is 0 adds nothing to the sums, so only non-zero observations are grouped per
-    unit, and the units come from the assignments. Grouping by (variant, unit) equals the
-    join because ingestion stores every A/B observation under the unit's assigned variant.
+    A unit without observations adds 0 to the sums, so they come from the units with
+    outcomes and the counts from the assignments.
     """
     assigned = dict(_fetch(
         f"SELECT variant_id, COUNT(*) FROM {ASSIGNMENTS} WHERE experiment_id = %s GROUP BY variant_id",
         [experiment.id],
     ))
-    sums = {variant_id: (total, squares) for variant_id, total, squares in _fetch(
-        f"""
-        SELECT variant_id, SUM(v), SUM(v * v) FROM (
-            SELECT variant_id, unit, {_unit_value(experiment.metric_type, paired=False)} AS v
-            FROM {OBSERVATIONS} WHERE experiment_id = %s AND value <> 0
-            GROUP BY variant_id, unit
-        ) AS per_unit
-        GROUP BY variant_id
-        """,
+    value = _unit_value(experiment.metric_type, "total", "count", paired=False)
+    sums = {variant_id: (float(total), float(squares)) for variant_id, total, squares in _fetch(
+        f"SELECT variant_id, SUM(v), SUM(v * v) FROM (SELECT variant_id, {value} AS v FROM {OUTCOMES} "
+        "WHERE experiment_id = %s) AS per_unit GROUP BY variant_id",
         [experiment.id],
     )}
     summaries = {
@@ -60,44 +55,48 @@ def ab_summaries(experiment: Experiment) -> tuple[dict[int, SampleSummary], dict
     return summaries, assigned
 
 
-def paired_summaries(experiment: Experiment, variant_ids: list[int], champion_id: int) -> tuple[
+def paired_summaries(experiment: Experiment, champion_id: int, challenger_ids: list[int]) -> tuple[
         dict[int, SampleSummary], dict[int, PairedSummary], int]:
     """Per variant: its values; per challenger: the complete pairs with the champion; incomplete units.
 
-    One pass: each unit's value per variant becomes a column (FILTER), then every summary is
-    an aggregate over those columns (bench/analysis.py: about 4x faster than one query each).
+    One pass over the pair rows grouped by challenger (y: the challenger's unit value, x:
+    the champion's; NULL where the unit has none). Every unit with a champion value has a
+    row for every challenger, so any challenger's rows give the champion's arm.
     """
-    value = _unit_value(experiment.metric_type, paired=True)
-    columns = ", ".join(f"{value} FILTER (WHERE variant_id = {int(v)}) AS v{int(v)}" for v in variant_ids)
-    x = f"v{int(champion_id)}"
-    selects = []
-    for v in variant_ids:
-        selects += [f"COUNT(v{v})", f"SUM(v{v})", f"SUM(v{v} * v{v})"]
-    challengers = [v for v in variant_ids if v != champion_id]
-    for v in challengers:
-        both = f"{x} IS NOT NULL AND v{v} IS NOT NULL"
-        selects += [f"COUNT(*) FILTER (WHERE {both})", f"SUM({x}) FILTER (WHERE {both})",
-                    f"SUM({x} * {x}) FILTER (WHERE {both})", f"SUM(v{v}) FILTER (WHERE {both})",
-                    f"SUM(v{v} * v{v}) FILTER (WHERE {both})", f"SUM({x} * v{v}) FILTER (WHERE {both})"]
-    any_missing = " OR ".join(f"v{v} IS NULL" for v in variant_ids)
-    selects.append(f"COUNT(*) FILTER (WHERE {any_missing})")
-    (row,) = _fetch(
-        f"SELECT {', '.join(selects)} FROM (SELECT unit, {columns} FROM {OBSERVATIONS} "
-        "WHERE experiment_id = %s GROUP BY unit) AS per_unit",
+    y = _unit_value(experiment.metric_type, "total", "count", paired=True)
+    x = _unit_value(experiment.metric_type, "control_total", "control_count", paired=True)
+    both = "FILTER (WHERE x IS NOT NULL AND y IS NOT NULL)"
+    rows = _fetch(
+        f"""
+        SELECT variant_id, COUNT(y), SUM(y), SUM(y * y), COUNT(x), SUM(x), SUM(x * x),
+               COUNT(*) {both}, SUM(x) {both}, SUM(x * x) {both}, SUM(y) {both}, SUM(y * y) {both},
+               SUM(x * y) {both}
+        FROM (SELECT variant_id, CASE WHEN count > 0 THEN {y} END AS y,
+                     CASE WHEN control_count > 0 THEN {x} END AS x
+              FROM {OUTCOMES} WHERE experiment_id = %s) AS pairs
+        GROUP BY variant_id
+        """,
         [experiment.id],
     )
-    values = iter(row)
-    arms = {}
-    for v in variant_ids:
-        n, total, squares = next(values), next(values), next(values)
-        arms[v] = SampleSummary(n=n, total=total or 0.0, total_of_squares=squares or 0.0)
-    pairs = {}
-    for v in challengers:
-        n, xs, xss, ys, yss, xys = (next(values) for _ in range(6))
-        pairs[v] = PairedSummary(n=n, champion_total=xs or 0.0, champion_total_of_squares=xss or 0.0,
-                                 challenger_total=ys or 0.0, challenger_total_of_squares=yss or 0.0,
-                                 cross_total=xys or 0.0)
-    return arms, pairs, next(values)
+    (incomplete,) = _fetch(
+        f"SELECT COUNT(DISTINCT unit) FROM {OUTCOMES} "
+        "WHERE experiment_id = %s AND (count = 0 OR control_count = 0)",
+        [experiment.id],
+    )[0]
+    empty = SampleSummary(n=0, total=0.0, total_of_squares=0.0)
+    arms = {v: empty for v in [champion_id, *challenger_ids]}
+    pairs = {v: PairedSummary(n=0, champion_total=0.0, champion_total_of_squares=0.0, challenger_total=0.0,
+                              challenger_total_of_squares=0.0, cross_total=0.0) for v in challenger_ids}
+    for variant_id, *sums in rows:
+        ny, ys, yss, nx, xs, xss, n, pxs, pxss, pys, pyss, xys = (s or 0 for s in sums)
+        arms[variant_id] = SampleSummary(n=ny, total=float(ys), total_of_squares=float(yss))
+        if variant_id == challenger_ids[0]:
+            arms[champion_id] = SampleSummary(n=nx, total=float(xs), total_of_squares=float(xss))
+        pairs[variant_id] = PairedSummary(
+            n=n, champion_total=float(pxs), champion_total_of_squares=float(pxss), challenger_total=float(pys),
+            challenger_total_of_squares=float(pyss), cross_total=float(xys),
+        )
+    return arms, pairs, incomplete
 
 
 def analysis_data(experiment: Experiment) -> AnalysisData:
@@ -106,7 +105,8 @@ def analysis_data(experiment: Experiment) -> AnalysisData:
     empty = SampleSummary(n=0, total=0.0, total_of_squares=0.0)
     if experiment.design == "champion_challenger":
         champion = next(v for v in variants if v.is_control)
-        arms, pairs, incomplete = paired_summaries(experiment, [v.id for v in variants], champion.id)
+        challengers = [v.id for v in variants if not v.is_control]
+        arms, pairs, incomplete = paired_summaries(experiment, champion.id, challengers)
         return AnalysisData(
             arms={v.key: arms[v.id] for v in variants},
             pairs={v.key: pairs[v.id] for v in variants if not v.is_control},
