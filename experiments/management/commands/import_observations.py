@@ -1,8 +1,13 @@
 """`manage.py import_observations KEY FILE`: backfill observations from CSV or JSON Lines.
 
 The same rules as the REST endpoint apply, and the whole file is one transaction: if any
-row breaks a rule, nothing of the file is stored. Rows are read and stored in chunks of
-10,000, so memory stays flat whatever the file's size.
+row breaks a rule, nothing of the file is stored.
+
+On PostgreSQL a CSV file is first imported inside the database (experiments.services.
+csv_import: COPY of the raw file, then one checking INSERT). If that path finds anything it
+does not recognise as plainly valid, it writes nothing and the file is read again row by
+row: in chunks of 10,000 through the ingestion service, with every rule break named by line
+and field. JSON Lines files, and SQLite, always go row by row. Memory stays flat either way.
 """
 
 import csv
@@ -20,7 +25,8 @@ from tqdm import tqdm
 from experiments.errors import ExperimentError
 from experiments.models import Experiment
 from experiments.observation_input import ItemErrors, parse_items
-from experiments.services.ingestion import observations_ingest
+from experiments.services.csv_import import observations_import_csv
+from experiments.services.ingestion import IngestResult, observations_ingest
 
 CHUNK_ROWS = 10_000
 MAX_ERRORS_SHOWN = 20
@@ -67,35 +73,50 @@ class Command(BaseCommand):
         if not file.is_file():
             raise CommandError(f"No file at {file}.")
         file_format = format or ("csv" if file.suffix.lower() == ".csv" else "jsonl")
-        # CSV data starts on line 2 (after the header); JSON Lines on line 1.
-        first_line = 2 if file_format == "csv" else 1
         started = time.monotonic()
-        accepted = duplicates = rows_read = 0
-        with file.open(encoding="utf-8", newline="") as handle, tqdm(
-            total=file.stat().st_size, unit="B", unit_scale=True, disable=no_progress, desc=key,
-        ) as progress:
+        try:
+            result = None
+            if file_format == "csv":
+                with self._progress(file, key, no_progress) as progress:
+                    result = observations_import_csv(experiment=experiment, path=file, on_bytes=progress.update)
+                if result is None:
+                    self.stderr.write("Checking the file row by row (it is read again) ...")
+            if result is None:
+                result = self._import_row_by_row(experiment, file, file_format, no_progress)
+        except ExperimentError as error:
+            # CSV data starts on line 2 (after the header); JSON Lines on line 1.
+            raise CommandError(self._explain(error, first_line=2 if file_format == "csv" else 1)) from None
+        seconds = time.monotonic() - started
+        rows = result.accepted + result.duplicates
+        self.stdout.write(
+            f"Imported {result.accepted} observation(s) into {key} from {file} "
+            f"({result.duplicates} duplicate id(s) skipped) in {seconds:.1f} s "
+            f"({rows / max(seconds, 1e-9):,.0f} rows/s)."
+        )
+
+    @staticmethod
+    def _progress(file: Path, key: str, disabled: bool) -> tqdm:
+        return tqdm(total=file.stat().st_size, unit="B", unit_scale=True, disable=disabled, desc=key)
+
+    def _import_row_by_row(self, experiment: Experiment, file: Path, file_format: str,
+                           no_progress: bool) -> IngestResult:
+        accepted = duplicates = 0
+        with file.open(encoding="utf-8", newline="") as handle, \
+                self._progress(file, experiment.key, no_progress) as progress:
             lines = _counting(handle, progress)
             items = _csv_items(lines) if file_format == "csv" else _jsonl_items(lines)
             parser = _ChunkParser(items)
             try:
                 with transaction.atomic():
-                    for rows, errors, size in parser:
+                    for rows, errors, _ in parser:
                         if errors:
                             raise ExperimentError("malformed rows", errors=errors.by_path)
                         result = observations_ingest(experiment=experiment, rows=rows)
                         accepted += result.accepted
                         duplicates += result.duplicates
-                        rows_read += size
-            except ExperimentError as error:
-                raise CommandError(self._explain(error, first_line)) from None
             finally:
                 parser.stop()
-        seconds = time.monotonic() - started
-        self.stdout.write(
-            f"Imported {accepted} observation(s) into {key} from {file} "
-            f"({duplicates} duplicate id(s) skipped) in {seconds:.1f} s "
-            f"({(accepted + duplicates) / max(seconds, 1e-9):,.0f} rows/s)."
-        )
+        return IngestResult(accepted=accepted, duplicates=duplicates)
 
     @staticmethod
     def _explain(error: ExperimentError, first_line: int) -> str:
