@@ -67,6 +67,8 @@ BATCH = 10_000
 TARGET_REST = 0.25
 TARGET_IMPORT = 0.50
 FLAT_TOLERANCE_KB = 8 * 1024   # growth of a worker's high-water mark allowed over the second half of a run
+# What the application writes per observation: the rows and the per-unit sums the analysis reads.
+OBSERVATION_TABLES = ("experiments_observation", "experiments_unitoutcome")
 COLUMNS = "experiment_id, variant_id, unit, value, latency_ms, observed_at, received_at, idempotency_key"
 BASE_TIME = datetime(2026, 5, 4, 12, 0, tzinfo=timezone.utc)
 
@@ -192,15 +194,17 @@ def clean(database_url: str, *tables: str) -> None:
         "CHECKPOINT")
 
 
-def stored(database_url: str, table: str, experiment_id: int) -> tuple[int, int, int]:
-    """(rows, distinct ids, the experiment's observation_count) for one experiment."""
+def stored(database_url: str, table: str, experiment_id: int) -> tuple[int, int, int, int]:
+    """(rows, distinct ids, the experiment's observation_count, its unit-sum rows) for one experiment."""
     with psycopg.connect(database_url) as conn:
         rows, ids = conn.execute(
             f"SELECT count(*), count(DISTINCT idempotency_key) FROM {table} WHERE experiment_id = %s",
             (experiment_id,)).fetchone()
         counter = conn.execute("SELECT observation_count FROM experiments_experiment WHERE id = %s",
                                (experiment_id,)).fetchone()[0]
-    return rows, ids, counter
+        sums = conn.execute("SELECT count(*) FROM experiments_unitoutcome WHERE experiment_id = %s",
+                            (experiment_id,)).fetchone()[0]
+    return rows, ids, counter, sums
 
 
 def raw_copy(database_url: str, table: str, dataset: Dataset) -> float:
@@ -508,18 +512,18 @@ def main() -> int:
         seconds = raw_copy(database_url, "bench_copy", cc)
         figures.append(Figure("a", "raw COPY, bench_copy (LIKE ... INCLUDING ALL)", args.rows, seconds,
                               py_cpu=(cpu := meter.stop())[0], pg_cpu=cpu[1]))
-        counts.append(("(a) bench_copy", *stored(database_url, "bench_copy", cc_id)[:2], None))
+        counts.append(("(a) bench_copy", *stored(database_url, "bench_copy", cc_id)[:2], None, None))
         clean(database_url, "bench_copy")
 
         print("(a') raw COPY into experiments_observation (with its foreign keys) ...", flush=True)
-        clean(database_url, "experiments_observation")
+        clean(database_url, *OBSERVATION_TABLES)
         meter = CpuMeter(database_url, [os.getpid()])
         meter.start()
         seconds = raw_copy(database_url, "experiments_observation", cc)
         figures.append(Figure("a'", "raw COPY, experiments_observation (+ FKs)", args.rows, seconds,
                               py_cpu=(cpu := meter.stop())[0], pg_cpu=cpu[1], note="information"))
         counts.append(("(a') experiments_observation", *stored(database_url, "experiments_observation", cc_id)[:2],
-                       None))
+                       None, None))
 
         print(f"(b) gunicorn config.wsgi --workers {args.workers} (DEBUG=false) ...", flush=True)
         server = start_gunicorn(env, args.workers, port, workdir)
@@ -528,7 +532,7 @@ def main() -> int:
         idle = {pid: memory_kb(pid) for pid in pids}
         # Warm every worker (imports, connection, temp table) on a separate experiment.
         post_all(port, WARMUP_KEY, token, warm.bodies, args.clients)
-        clean(database_url, "experiments_observation")
+        clean(database_url, *OBSERVATION_TABLES)
 
         rest_runs = [(cc, "cc", f"REST POST, {CC_KEY} (champion_challenger continuous)")]
         if ab is not None:
@@ -552,7 +556,7 @@ def main() -> int:
             e_id = experiments[dataset.key]["id"]
             counts.append((f"({tag}) experiments_observation", *stored(database_url, "experiments_observation",
                                                                         e_id)))
-            clean(database_url, "experiments_observation")
+            clean(database_url, *OBSERVATION_TABLES)
         if children(server.pid) != pids:
             print("WARNING: gunicorn workers were replaced during the run", flush=True)
         stop(server)
@@ -571,7 +575,7 @@ def main() -> int:
             e_id = experiments[dataset.key]["id"]
             counts.append((f"({tag}) experiments_observation", *stored(database_url, "experiments_observation",
                                                                        e_id)))
-            clean(database_url, "experiments_observation")
+            clean(database_url, *OBSERVATION_TABLES)
 
         print("(a2) raw COPY into bench_copy again (drift check: did the machine's load change?) ...", flush=True)
         clean(database_url, "bench_copy")
@@ -580,7 +584,7 @@ def main() -> int:
         seconds = raw_copy(database_url, "bench_copy", cc)
         figures.append(Figure("a2", "raw COPY, bench_copy, again at the end", args.rows, seconds,
                               py_cpu=(cpu := meter.stop())[0], pg_cpu=cpu[1], note="information: load drift"))
-        counts.append(("(a2) bench_copy", *stored(database_url, "bench_copy", cc_id)[:2], None))
+        counts.append(("(a2) bench_copy", *stored(database_url, "bench_copy", cc_id)[:2], None, None))
         clean(database_url, "bench_copy")
 
         ok = report(args, figures, counts, monitors, time.monotonic() - begun)
@@ -654,10 +658,10 @@ def report(args, figures: list[Figure], counts, monitors: list[MemoryReport], to
               f"{cpu * 1e6:>8.1f} {f.seconds * micro:>8.1f} {baseline_cpu / cpu:>12.0%}")
     print()
     print("Rows stored after each step (then truncated):")
-    for label, rows, ids, counter in counts:
+    for label, rows, ids, counter, sums in counts:
         ok = rows == args.rows and ids == args.rows and counter in (None, args.rows)
         all_ok &= ok
-        counter_text = f", observation_count {counter:,}" if counter is not None else ""
+        counter_text = f", observation_count {counter:,}, unit-sum rows {sums:,}" if counter is not None else ""
         print(f"  {label:<34} {rows:>10,} rows, {ids:>10,} distinct ids{counter_text}  {'OK' if ok else 'MISMATCH'}")
     print()
     print("gunicorn workers' memory (MB): idle = before warm-up; start/mid/end = VmRSS (VmHWM) before, "

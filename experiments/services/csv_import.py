@@ -18,7 +18,7 @@ import csv
 from collections.abc import Callable
 from pathlib import Path
 
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -28,13 +28,12 @@ from experiments.services.ingestion import IngestResult, check_accepting
 from experiments.unit_outcomes import add_from_sql, pairings
 
 COPY_BLOCK = 1 << 20
+UNIQUE_VIOLATION = "23505"
 
-# The ISO 8601 forms whose meaning PostgreSQL and Python's datetime.fromisoformat agree on
-# (date, time to the minute, second or microsecond, optional Z or +hh:mm); any other
-# timestamp goes the row-by-row way. The ranges keep out what only PostgreSQL accepts
-# (hour 24, second 60, more than 6 fraction digits, which it rounds where Python truncates).
-ISO_TIMESTAMP = (r"^[12]\d{3}-[01]\d-[0-3]\d[T ]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?"
-                 r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)?$")
+# Python's str.strip() removes these ASCII characters (and more outside ASCII).
+ASCII_WHITESPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
+# PostgreSQL work_mem for the statement: the per-unit sums of a million rows hash and sort in memory.
+WORK_MEM = "256MB"
 
 
 def observations_import_csv(*, experiment: Experiment, path: Path,
@@ -50,12 +49,15 @@ def observations_import_csv(*, experiment: Experiment, path: Path,
         return None
     now = timezone.now()
     check_accepting(experiment, now)
+    joined = experiment.design == Design.AB
+    # With nothing stored yet, no id and no unit can be repeated from before, and plain
+    # INSERTs save the per-row cost of ON CONFLICT (about half a COPY's); see _insert.
+    fresh = not Experiment.objects.filter(pk=experiment.pk, observation_count__gt=0).exists()
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            staged = _stage(cursor, path, columns, on_bytes)
-            sql, params = _insert_sql(experiment, set(columns), now)
-            cursor.execute(sql, params)
-            inserted = cursor.fetchone()[0]
+            cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+            staged = _stage(cursor, path, columns, numbered=joined, on_bytes=on_bytes)
+            inserted = _insert(cursor, experiment, set(columns), now, joined=joined, fresh=fresh)
             Experiment.objects.filter(pk=experiment.pk).update(observation_count=F("observation_count") + inserted)
     except DatabaseError:
         return None   # rolled back: the row-by-row path imports the file or names its errors
@@ -74,13 +76,17 @@ def _header(path: Path) -> list[str] | None:
     return names
 
 
-def _stage(cursor, path: Path, columns: list[str], on_bytes: Callable[[int], None]) -> int:
-    """COPY the file's bytes into a temporary table of text columns; returns the number of rows."""
+def _stage(cursor, path: Path, columns: list[str], *, numbered: bool, on_bytes: Callable[[int], None]) -> int:
+    """COPY the file's bytes into a temporary table of text columns; returns the number of rows.
+
+    `numbered` adds the line order, for when the rows must be joined (a plain scan of the
+    table keeps the file's order by itself, in which the first of two rows with one id wins).
+    """
     # The names are known field names (checked by _header), never other text from the file.
     cursor.execute("DROP TABLE IF EXISTS staged_observation")
-    # `line` keeps the file's order, in which the first of two rows with one id is stored.
-    cursor.execute("CREATE TEMP TABLE staged_observation (line bigint GENERATED ALWAYS AS IDENTITY, "
-                   f"{', '.join(f'{name} text' for name in columns)}) ON COMMIT DROP")
+    line = "line bigint GENERATED ALWAYS AS IDENTITY, " if numbered else ""
+    cursor.execute(f"CREATE TEMP TABLE staged_observation ({line}{', '.join(f'{name} text' for name in columns)}) "
+                   "ON COMMIT DROP")
     with path.open("rb") as handle, cursor.cursor.copy(
             f"COPY staged_observation ({', '.join(columns)}) FROM STDIN "
             "WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')") as copy:
@@ -90,69 +96,113 @@ def _stage(cursor, path: Path, columns: list[str], on_bytes: Callable[[int], Non
     return cursor.cursor.rowcount
 
 
-def _insert_sql(experiment: Experiment, columns: set[str], now) -> tuple[str, list]:
+def _insert(cursor, experiment: Experiment, columns: set[str], now, *, joined: bool, fresh: bool) -> int:
+    """Insert the staged rows and add them to the unit sums; returns how many were new.
+
+    For a `fresh` experiment, first with plain INSERTs. If an id or a unit is there after
+    all (an id twice in the file, or observations that arrived meanwhile), that statement
+    fails on a unique index and is rolled back, and the rows go again with ON CONFLICT,
+    which skips repeated ids and adds to existing sums.
+    """
+    if fresh:
+        try:
+            with transaction.atomic():
+                cursor.execute(*_insert_sql(experiment, columns, now, joined=joined, fresh=True))
+                return cursor.fetchone()[0]
+        except IntegrityError as error:
+            if getattr(error.__cause__, "sqlstate", None) != UNIQUE_VIOLATION:
+                raise
+    cursor.execute(*_insert_sql(experiment, columns, now, joined=joined, fresh=False))
+    return cursor.fetchone()[0]
+
+
+def _identifier_rule(column: str, max_length: int) -> str:
+    """At most max_length characters and not only whitespace, as observation_input's _identifier.
+
+    Ordered from cheap to exact: a text of at most max_length bytes is short enough, one that
+    starts with an ASCII letter, digit or sign is not blank. Otherwise an ASCII text is
+    checked exactly (Python strips ASCII_WHITESPACE), and one with other characters must
+    contain an ASCII letter, digit or sign, since Python also strips Unicode spaces (a text
+    of other characters only goes the row-by-row way).
+    """
+    whitespace = ASCII_WHITESPACE.encode("unicode_escape").decode()
+    return (f"(octet_length({column}) <= {max_length} OR length({column}) <= {max_length}) AND "
+            f"CASE WHEN substr({column}, 1, 1) COLLATE \"C\" BETWEEN '!' AND '~' THEN TRUE "
+            f"WHEN octet_length({column}) = length({column}) THEN btrim({column}, E'{whitespace}') <> '' "
+            f"ELSE {column} ~ '[!-~]' END")
+
+
+def _timestamp_rule(column: str) -> str:
+    """The ISO 8601 forms PostgreSQL and Python's fromisoformat read alike.
+
+    YYYY-MM-DD, T or a space, HH:MM:SS, then only a fraction of at most 6 digits (PostgreSQL
+    rounds more, Python truncates) and Z or an offset (PostgreSQL also takes zone names,
+    Python does not); hour and second not 24 and 60 (PostgreSQL takes 24:00:00 and a 60th
+    second, Python does not). Only the tail goes through a regular expression: over the
+    whole text one costs several microseconds per row (bench/ingest.py). Anything else
+    goes row by row.
+    """
+    return (f"({column} IS NULL OR ({column} LIKE '____-__-_____:__:__%%' AND substr({column}, 11, 1) IN ('T', ' ') "
+            f"AND substr({column}, 12, 2) <> '24' AND substr({column}, 18, 2) <> '60' "
+            f"AND (length({column}) = 19 OR substr({column}, 20) ~ '^(\\.[0-9]{{1,6}})?(Z|[+-][0-9]{{2}}(:?[0-9]{{2}})?)?$')))")
+
+
+def _insert_sql(experiment: Experiment, columns: set[str], now, *, joined: bool, fresh: bool) -> tuple[str, list]:
     """One statement: convert and check every staged row, insert them, add them to the unit sums.
 
     A row that breaks a rule gets a NULL unit, which the column's NOT NULL constraint turns
     into an error, and a cell PostgreSQL cannot convert fails its cast: either way the
-    statement fails and the caller falls back. The row count is what the statement returns.
+    statement fails and the caller falls back. Numbers go through numeric, which reads only
+    decimal notation (float8's strtod would also read hexadecimal, Python does not).
     """
     def cell(name: str) -> str:
         # CSV: an empty cell is an absent field, as in the row-by-row path.
         return f"NULLIF(staged.{name}, '')" if name in columns else "NULL::text"
 
     variants = list(experiment.variants.all())
-    variant_by_key = " ".join(f"WHEN %s THEN {int(v.id)}" for v in variants)
-    named_variant = f"(CASE {cell('variant')} {variant_by_key} END)"
+    named_variant = f"(CASE {cell('variant')} {' '.join(f'WHEN %s THEN {int(v.id)}' for v in variants)} END)"
     rules = [
-        # unit and id: at most 255 characters, not only spaces (an ASCII letter, digit or sign
-        # is required here; units of other characters only go the row-by-row way).
-        f"length(raw_unit) <= {MAX_UNIT_LENGTH} AND raw_unit ~ '[!-~]'",
-        f"(raw_id IS NULL OR (length(raw_id) <= {MAX_ID_LENGTH} AND raw_id ~ '[!-~]'))",
-        # Finite numbers in decimal notation (strtod would also read hexadecimal).
+        _identifier_rule("raw_unit", MAX_UNIT_LENGTH),
+        f"(raw_id IS NULL OR ({_identifier_rule('raw_id', MAX_ID_LENGTH)}))",
         "value IS NOT NULL AND value <> 'NaN'::float8 AND abs(value) <> 'Infinity'::float8",
-        "raw_value NOT LIKE '%%x%%' AND raw_value NOT LIKE '%%X%%'",
-        "(latency_ms IS NULL OR (latency_ms >= 0 AND latency_ms <> 'Infinity'::float8 "
-        "AND raw_latency NOT LIKE '%%x%%' AND raw_latency NOT LIKE '%%X%%'))",
-        "(raw_timestamp IS NULL OR observed_at IS NOT NULL)",
+        # (PostgreSQL orders NaN above every number, so `>= 0` alone would let it through.)
+        "(latency_ms IS NULL OR (latency_ms >= 0 AND latency_ms NOT IN ('NaN'::float8, 'Infinity'::float8)))",
+        _timestamp_rule("raw_timestamp"),
         "(raw_variant IS NULL OR named_variant IS NOT NULL)",
     ]
     if experiment.metric_type == MetricType.BINARY:
         rules.append("value IN (0, 1)")
-    join = order = ""
-    if experiment.design == Design.CHAMPION_CHALLENGER:
-        variant_id = "named_variant"
-        rules.append("named_variant IS NOT NULL")
-    else:
-        # The unit's stored assignment gives the variant; a named one must agree with it.
-        join = (f"LEFT JOIN {Assignment._meta.db_table} AS assignment "
-                "ON assignment.experiment_id = %s AND assignment.unit = staged.unit")
-        # A hash join may put the rows out of the file's order (a plain scan of the
-        # staged table keeps it): sort them back, for the first of a repeated id to win.
-        order = "ORDER BY line"
-        variant_id = "assigned_variant"
+    if joined:
+        # A/B: the unit's stored assignment gives the variant; a named one must agree with it.
+        # A hash join may reorder the rows: ORDER BY line puts them back in the file's order.
+        source = (f"staged_observation AS staged LEFT JOIN {Assignment._meta.db_table} AS assignment "
+                  "ON assignment.experiment_id = %s AND assignment.unit = staged.unit ORDER BY staged.line")
+        source_params = [experiment.id]
+        assigned, variant_id = "assignment.variant_id", "assigned_variant"
         rules.append("assigned_variant IS NOT NULL AND (named_variant IS NULL OR named_variant = assigned_variant)")
-    assigned = "assignment.variant_id" if join else "NULL::bigint"
+    else:
+        source, source_params = "staged_observation AS staged", []
+        assigned, variant_id = "NULL::bigint", "named_variant"
+        rules.append("named_variant IS NOT NULL")
     typed = f"""
-        SELECT line, {cell('unit')} AS raw_unit, {cell('value')} AS raw_value, {cell('variant')} AS raw_variant,
-               {cell('id')} AS raw_id, {cell('timestamp')} AS raw_timestamp, {cell('latency_ms')} AS raw_latency,
-               {cell('value')}::float8 AS value, {cell('latency_ms')}::float8 AS latency_ms,
-               CASE WHEN {cell('timestamp')} ~ %s THEN {cell('timestamp')}::timestamptz END AS observed_at,
+        SELECT {cell('unit')} AS raw_unit, {cell('variant')} AS raw_variant, {cell('id')} AS raw_id,
+               {cell('timestamp')} AS raw_timestamp,
+               {cell('value')}::numeric::float8 AS value, {cell('latency_ms')}::numeric::float8 AS latency_ms,
+               {cell('timestamp')}::timestamptz AS observed_at,
                {named_variant} AS named_variant, {assigned} AS assigned_variant
-        FROM staged_observation AS staged {join} {order}"""
-    typed_params = [ISO_TIMESTAMP, *(v.key for v in variants), *([experiment.id] if join else [])]
+        FROM {source}"""
     checked = f"""
         SELECT CASE WHEN {' AND '.join(rules)} THEN raw_unit END AS unit, {variant_id} AS variant_id,
                value, latency_ms, COALESCE(observed_at, %s) AS observed_at, raw_id AS idempotency_key
         FROM ({typed}) AS typed"""
-    table = Observation._meta.db_table
     columns_sql = "variant_id, unit, value, latency_ms, observed_at, idempotency_key"
+    on_conflict = "" if fresh else "ON CONFLICT (experiment_id, idempotency_key) DO NOTHING"
     sql = f"""
         WITH inserted AS (
-            INSERT INTO {table} (experiment_id, received_at, {columns_sql})
+            INSERT INTO {Observation._meta.db_table} (experiment_id, received_at, {columns_sql})
             SELECT %s, %s, {columns_sql} FROM ({checked}) AS checked
-            ON CONFLICT (experiment_id, idempotency_key) DO NOTHING
+            {on_conflict}
             RETURNING unit, variant_id, value
-        ), summed AS ({add_from_sql('inserted', pairings(experiment))})
+        ), summed AS ({add_from_sql('inserted', pairings(experiment), fresh=fresh)})
         SELECT COUNT(*) FROM inserted"""
-    return sql, [experiment.id, now, now, *typed_params, experiment.id]
+    return sql, [experiment.id, now, now, *(v.key for v in variants), *source_params, experiment.id]

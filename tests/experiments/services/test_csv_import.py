@@ -71,7 +71,7 @@ def test_an_ab_file_stores_what_the_row_by_row_path_stores(tmp_path):
     for i in range(120):
         unit = f"user-{i % 40}"
         named = variants[unit] if i % 3 == 0 else ""
-        stamp = ["", "2026-11-20T10:00:00Z", "2026-11-20 10:00:00.5+02:00", "2026-11-20T10:00"][i % 4]
+        stamp = ["", "2026-11-20T10:00:00Z", "2026-11-20 10:00:00.5+02:00", "2026-11-20T10:00:00"][i % 4]
         latency = ["", "12.5", "0", "3e2"][i % 4]
         ident = f"t-{i % 100}" if i % 5 else ""        # ids t-1..t-19 come twice: the first one stored wins
         lines.append(f"{unit},{(i * 7 % 13) / 4 - 1},{named},{ident},{stamp},{latency}")
@@ -87,7 +87,7 @@ def test_an_ab_file_stores_what_the_row_by_row_path_stores(tmp_path):
     assert (row_by_row.accepted, row_by_row.duplicates) == (104, 16)
     assert in_database == stored(experiment)
     assert in_database_sums == sums(experiment)
-    # Two instants (10:00 without an offset is UTC, as 10:00Z) and the arrival time.
+    # Two instants (10:00:00 without an offset is UTC, as 10:00:00Z) and the arrival time.
     assert len({row[4] for row in in_database}) == 3
 
 
@@ -148,8 +148,11 @@ AB_BAD = [
     ("user-1,1,,,2026-02-30T10:00:00Z,", "timestamp"),
     ("user-1,1,,,2026-11-20T24:00:00Z,", "timestamp"),
     ("user-1,1,,,2026-11-20T10:00:60Z,", "timestamp"),
+    ("user-1,1,,,2026-11-20T10:00:00 PST,", "timestamp"),
+    ("user-1,1,,,May 4 2026 10:00,", "timestamp"),
     ("user-1,1,,,,-1", "latency_ms"),
     ("user-1,1,,,,inf", "latency_ms"),
+    ("user-1,1,,,,nan", "latency_ms"),
     ("user-1,1,,,,0x10", "latency_ms"),
     ("user-1,1,," + "i" * 256 + ",,", "id"),
 ]
@@ -218,14 +221,20 @@ def test_numbers_only_python_reads_are_imported_by_the_row_by_row_path(tmp_path,
 
 
 @pytest.mark.django_db
-def test_a_date_without_a_time_and_a_unit_of_other_characters_are_imported_row_by_row(tmp_path):
+@pytest.mark.parametrize("row", [
+    "r1,champion,1,2026-11-20",                       # a date without a time
+    "r1,champion,1,2026-11-20T10:00",                 # no seconds
+    "r1,champion,1,2026-11-20T10:00:00.1234567Z",     # more than 6 digits: Python truncates, PostgreSQL rounds
+    "\u00e9\u00e8,b,1,",                               # a unit without an ASCII character
+])
+def test_timestamps_and_units_it_does_not_recognise_are_imported_row_by_row(tmp_path, row):
     experiment = cc_experiment("ranker")
-    path = write(tmp_path, ["unit,variant,value,timestamp", "r1,champion,1,2026-11-20", "\u00e9\u00e8,b,1,"])
+    path = write(tmp_path, ["unit,variant,value,timestamp", row])
 
     assert observations_import_csv(experiment=experiment, path=path) is None
     output, notes = command("ranker", path)
 
-    assert "row by row" in notes and "Imported 2 observation(s)" in output
+    assert "row by row" in notes and "Imported 1 observation(s)" in output
 
 
 @pytest.mark.django_db
@@ -237,3 +246,18 @@ def test_after_the_grace_period_it_refuses_like_the_endpoint(tmp_path):
     with pytest.raises(WrongState):
         observations_import_csv(experiment=Experiment.objects.get(pk=experiment.pk), path=path)
     assert not Observation.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_second_file_for_the_same_units_adds_to_their_sums(tmp_path):
+    experiment = cc_experiment("ranker")
+    first = write(tmp_path, ["unit,variant,value,id"] + [f"r{i},champion,{i},a{i}" for i in range(30)], "first.csv")
+    second = write(tmp_path, ["unit,variant,value,id"] + [f"r{i},b,{i / 2},b{i}" for i in range(0, 30, 2)]
+                   + [f"r{i},champion,1,a{i}" for i in range(3)], "second.csv")   # three ids seen before
+
+    one = observations_import_csv(experiment=experiment, path=first)
+    two = observations_import_csv(experiment=Experiment.objects.get(pk=experiment.pk), path=second)
+
+    assert (one.accepted, one.duplicates, two.accepted, two.duplicates) == (30, 0, 15, 3)
+    assert sums(experiment) == _rebuilt(experiment)
+    assert Experiment.objects.get(pk=experiment.pk).observation_count == 45
