@@ -376,7 +376,7 @@ def _explain_application_queries(experiment_id: int) -> list[tuple[str, list, di
             cursor.execute("SET LOCAL work_mem = %s", [settings.ANALYSIS_WORK_MEM])
         try:
             analysis_data(experiment)
-        except (ValueError, TypeError, KeyError, StopIteration):
+        except (ValueError, TypeError, KeyError, IndexError, StopIteration):
             pass   # fewer rows than the code expects: the queries ran (as EXPLAIN) all the same
     return captured
 

@@ -61,7 +61,9 @@ def paired_summaries(experiment: Experiment, champion_id: int, challenger_ids: l
 
     One pass over the pair rows grouped by challenger (y: the challenger's unit value, x:
     the champion's; NULL where the unit has none). Every unit with a champion value has a
-    row for every challenger, so any challenger's rows give the champion's arm.
+    row for every challenger, so any challenger's rows give the champion's arm. With one
+    challenger each unit is one row, so that pass also counts the incomplete units; with
+    several, a unit may be incomplete in some rows only and they are counted once by unit.
     """
     y = _unit_value(experiment.metric_type, "total", "count", paired=True)
     x = _unit_value(experiment.metric_type, "control_total", "control_count", paired=True)
@@ -70,7 +72,7 @@ def paired_summaries(experiment: Experiment, champion_id: int, challenger_ids: l
         f"""
         SELECT variant_id, COUNT(y), SUM(y), SUM(y * y), COUNT(x), SUM(x), SUM(x * x),
                COUNT(*) {both}, SUM(x) {both}, SUM(x * x) {both}, SUM(y) {both}, SUM(y * y) {both},
-               SUM(x * y) {both}
+               SUM(x * y) {both}, COUNT(*) FILTER (WHERE x IS NULL OR y IS NULL)
         FROM (SELECT variant_id, CASE WHEN count > 0 THEN {y} END AS y,
                      CASE WHEN control_count > 0 THEN {x} END AS x
               FROM {OUTCOMES} WHERE experiment_id = %s) AS pairs
@@ -78,17 +80,14 @@ def paired_summaries(experiment: Experiment, champion_id: int, challenger_ids: l
         """,
         [experiment.id],
     )
-    (incomplete,) = _fetch(
-        f"SELECT COUNT(DISTINCT unit) FROM {OUTCOMES} "
-        "WHERE experiment_id = %s AND (count = 0 OR control_count = 0)",
-        [experiment.id],
-    )[0]
     empty = SampleSummary(n=0, total=0.0, total_of_squares=0.0)
     arms = {v: empty for v in [champion_id, *challenger_ids]}
     pairs = {v: PairedSummary(n=0, champion_total=0.0, champion_total_of_squares=0.0, challenger_total=0.0,
                               challenger_total_of_squares=0.0, cross_total=0.0) for v in challenger_ids}
+    incomplete_rows = 0
     for variant_id, *sums in rows:
-        ny, ys, yss, nx, xs, xss, n, pxs, pxss, pys, pyss, xys = (s or 0 for s in sums)
+        ny, ys, yss, nx, xs, xss, n, pxs, pxss, pys, pyss, xys, incomplete_rows_here = (s or 0 for s in sums)
+        incomplete_rows += incomplete_rows_here
         arms[variant_id] = SampleSummary(n=ny, total=float(ys), total_of_squares=float(yss))
         if variant_id == challenger_ids[0]:
             arms[champion_id] = SampleSummary(n=nx, total=float(xs), total_of_squares=float(xss))
@@ -96,6 +95,13 @@ def paired_summaries(experiment: Experiment, champion_id: int, challenger_ids: l
             n=n, champion_total=float(pxs), champion_total_of_squares=float(pxss), challenger_total=float(pys),
             challenger_total_of_squares=float(pyss), cross_total=float(xys),
         )
+    incomplete = incomplete_rows
+    if len(challenger_ids) > 1 and incomplete_rows:
+        (incomplete,) = _fetch(
+            f"SELECT COUNT(*) FROM (SELECT unit FROM {OUTCOMES} "
+            "WHERE experiment_id = %s AND (count = 0 OR control_count = 0) GROUP BY unit) AS units",
+            [experiment.id],
+        )[0]
     return arms, pairs, incomplete
 
 

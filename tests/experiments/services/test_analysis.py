@@ -117,6 +117,36 @@ def test_champion_challenger_continuous_is_the_paired_t_test_over_complete_pairs
 
 
 @pytest.mark.django_db
+def test_with_two_challengers_each_is_paired_on_its_own_complete_pairs_and_units_count_once():
+    experiment = start(design="champion_challenger", metric_type="continuous", baseline_mean=None,
+                       baseline_sd=1.0, mde=0.2, variants=[{"key": "champion", "is_control": True},
+                                                           {"key": "b"}, {"key": "c"}])
+    rng = np.random.default_rng(8)
+    observations, values = [], defaultdict(dict)
+    for i in range(300):
+        # Which models scored request i: all three mostly, else a pattern that leaves it incomplete.
+        scored = [("champion", "b", "c"), ("champion", "b", "c"), ("champion", "b"), ("champion",), ("b", "c"),
+                  ("c",)][i % 6]
+        for model in scored:
+            value = float(rng.normal(1.0, 1.0))
+            observations.append((f"r{i}", value, model))
+            values[f"r{i}"][model] = value
+    ingest(experiment, observations)
+
+    document = analysed(experiment)
+
+    incomplete = sum(1 for scores in values.values() if len(scores) < 3)
+    assert document["checks"]["incomplete_pairs"] == incomplete == 200
+    for challenger in ("b", "c"):
+        pairs = np.array([(v["champion"], v[challenger]) for v in values.values()
+                          if "champion" in v and challenger in v])
+        reference = stats.ttest_rel(pairs[:, 1], pairs[:, 0])
+        result = comparison(document, challenger)
+        assert result["effect"] == pytest.approx((pairs[:, 1] - pairs[:, 0]).mean(), rel=REL)
+        assert result["statistic"] == pytest.approx(reference.statistic, rel=REL)
+
+
+@pytest.mark.django_db
 def test_champion_challenger_binary_is_mcnemar_on_the_discordant_pairs():
     experiment = start(design="champion_challenger", metric_type="binary", baseline_mean=None, baseline_sd=0.3,
                        mde=0.05, variants=[{"key": "champion", "is_control": True}, {"key": "challenger"}])
