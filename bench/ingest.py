@@ -5,7 +5,8 @@ running `champion_challenger` continuous experiment (observations name their var
 assignment pass is needed) and, unless --no-ab, a running `ab` binary experiment with
 100,000 units assigned beforehand (the path that checks each unit's stored assignment).
 Then, with the same generated rows each time and each step inserting N rows into an
-empty table (TRUNCATE + CHECKPOINT before each):
+empty table (TRUNCATE + CHECKPOINT before each; for the application's steps the per-unit
+sums it keeps beside the observations, experiments_unitoutcome, are emptied too):
 
   (a)  raw COPY baseline: psycopg 3 `cursor.copy` + `write_row`, one 10,000-row COPY and one
        commit per batch, into `bench_copy (LIKE experiments_observation INCLUDING ALL)`

@@ -28,6 +28,7 @@ class Pairing(NamedTuple):
 
 
 def pairings(experiment: Experiment) -> list[Pairing]:
+    """Where each variant's values add: A/B, its own rows; champion/challenger, see the module's docstring."""
     variants = list(experiment.variants.all())
     if experiment.design != Design.CHAMPION_CHALLENGER:
         return [Pairing(v.id, v.id, True) for v in variants]
@@ -51,7 +52,6 @@ def _summed_select(source: str, pairing: list[Pairing]) -> str:
                COALESCE(SUM(stored.value) FILTER (WHERE NOT pairing.own), 0)
         FROM {source} AS stored
         JOIN (VALUES {values}) AS pairing (source, target, own) ON stored.variant_id = pairing.source
-        WHERE TRUE
         GROUP BY stored.unit, pairing.target"""
 
 
@@ -66,9 +66,9 @@ def add_from_sql(source: str, pairing: list[Pairing], *, fresh: bool = False) ->
     """INSERT adding the rows of `source` (e.g. the CTE of the observations just inserted) to the sums.
 
     One parameter: the experiment id. `fresh`: the units have no sums yet, so a plain INSERT
-    (which fails on the primary key if one has). Rows go in (unit, variant) order, so that concurrent
-    batches lock shared units in the same order and cannot deadlock; byte order (COLLATE "C",
-    also Python's order of str) sorts several times faster than the database's collation.
+    (which fails on the primary key if one has). Rows go in (unit, variant) order, so that
+    concurrent batches lock shared units in the same order and cannot deadlock; byte order
+    (COLLATE "C", also Python's order of str) sorts twice as fast as the database's collation.
     """
     return (f"INSERT INTO {TABLE} ({COLUMNS}) {_summed_select(source, pairing)} "
             f'ORDER BY stored.unit COLLATE "C", pairing.target {"" if fresh else _ADD_ON_CONFLICT}')
