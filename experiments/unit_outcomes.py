@@ -62,16 +62,22 @@ _ADD_ON_CONFLICT = f"""
             control_total = {TABLE}.control_total + excluded.control_total"""
 
 
-def add_from_sql(source: str, pairing: list[Pairing], *, fresh: bool = False) -> str:
+def add_from_sql(source: str, pairing: list[Pairing]) -> str:
     """INSERT adding the rows of `source` (e.g. the CTE of the observations just inserted) to the sums.
 
-    One parameter: the experiment id. `fresh`: the units have no sums yet, so a plain INSERT
-    (which fails on the primary key if one has). Rows go in (unit, variant) order, so that
+    One parameter: the experiment id. Rows go in (unit, variant) order, so that
     concurrent batches lock shared units in the same order and cannot deadlock; byte order
     (COLLATE "C", also Python's order of str) sorts twice as fast as the database's collation.
     """
     return (f"INSERT INTO {TABLE} ({COLUMNS}) {_summed_select(source, pairing)} "
-            f'ORDER BY stored.unit COLLATE "C", pairing.target {"" if fresh else _ADD_ON_CONFLICT}')
+            f'ORDER BY stored.unit COLLATE "C", pairing.target {_ADD_ON_CONFLICT}')
+
+
+def summed_rows_sql(source: str, pairing: list[Pairing]) -> str:
+    """The rows `add_from_sql` would insert, typed as the table's columns (for a binary COPY into it)."""
+    return (f"SELECT experiment::bigint, unit, target::bigint, n::integer, total, control_n::integer, control_total "
+            f"FROM ({_summed_select(source, pairing)} ORDER BY stored.unit COLLATE \"C\", pairing.target) "
+            "AS summed (experiment, unit, target, n, total, control_n, control_total)")
 
 
 def add_rows(experiment_id: int, pairing: list[Pairing], rows: Iterable[tuple[str, int, float]]) -> None:

@@ -15,8 +15,11 @@ from experiments.models import Experiment, Observation, UnitOutcome
 from experiments.services.assignment import assignments_for_units
 from experiments.services.csv_import import observations_import_csv
 from experiments.unit_outcomes import unit_outcomes_rebuild
-from tests.experiments.builders import end_test_period, start
+from tests.experiments.builders import end_test_period, ingest, start
 
+# Committed data: the import checks the file on a second connection, which sees only what is
+# committed (an A/B file's units are looked up among the stored assignments).
+pytestmark = pytest.mark.django_db(transaction=True)
 AB_HEADER = "unit,value,variant,id,timestamp,latency_ms"
 
 
@@ -64,8 +67,10 @@ def snapshot() -> tuple:
             sorted(Experiment.objects.values_list("key", "observation_count")))
 
 
-@pytest.mark.django_db
-def test_an_ab_file_stores_what_the_row_by_row_path_stores(tmp_path):
+@pytest.mark.parametrize("repeated_ids", [False, True], ids=["copied", "on-conflict"])
+def test_an_ab_file_stores_what_the_row_by_row_path_stores(tmp_path, repeated_ids):
+    # Unique ids: the rows are COPYed from a second connection; repeated ids fail that, and the
+    # rows go through one INSERT ... ON CONFLICT instead.
     experiment, variants = ab_experiment("checkout", metric_type="continuous")
     lines = [AB_HEADER]
     for i in range(120):
@@ -73,7 +78,8 @@ def test_an_ab_file_stores_what_the_row_by_row_path_stores(tmp_path):
         named = variants[unit] if i % 3 == 0 else ""
         stamp = ["", "2026-11-20T10:00:00Z", "2026-11-20 10:00:00.5+02:00", "2026-11-20T10:00:00"][i % 4]
         latency = ["", "12.5", "0", "3e2"][i % 4]
-        ident = f"t-{i % 100}" if i % 5 else ""        # ids t-1..t-19 come twice: the first one stored wins
+        # With repeated_ids, ids t-1..t-19 come twice: the first one stored wins.
+        ident = (f"t-{i % 100}" if repeated_ids else f"t-{i}") if i % 5 else ""
         lines.append(f"{unit},{(i * 7 % 13) / 4 - 1},{named},{ident},{stamp},{latency}")
     path = write(tmp_path, lines)
 
@@ -83,15 +89,15 @@ def test_an_ab_file_stores_what_the_row_by_row_path_stores(tmp_path):
     UnitOutcome.objects.filter(experiment=experiment).delete()
     row_by_row = _row_by_row(experiment, path)
 
-    assert result is not None and (result.accepted, result.duplicates) == (104, 16)
-    assert (row_by_row.accepted, row_by_row.duplicates) == (104, 16)
+    expected = (104, 16) if repeated_ids else (120, 0)
+    assert result is not None and (result.accepted, result.duplicates) == expected
+    assert (row_by_row.accepted, row_by_row.duplicates) == expected
     assert in_database == stored(experiment)
     assert in_database_sums == sums(experiment)
     # Two instants (10:00:00 without an offset is UTC, as 10:00:00Z) and the arrival time.
     assert len({row[4] for row in in_database}) == 3
 
 
-@pytest.mark.django_db
 def test_the_command_takes_the_database_path_for_a_plain_file(tmp_path):
     experiment, _ = ab_experiment("checkout")
     path = write(tmp_path, [AB_HEADER] + [f"user-{i},{i % 2},,,," for i in range(40)])
@@ -115,7 +121,6 @@ def _rebuilt(experiment: Experiment) -> list[tuple]:
     return incremental
 
 
-@pytest.mark.django_db
 def test_a_champion_challenger_file_is_paired_in_the_unit_sums(tmp_path):
     experiment = cc_experiment("ranker")
     lines = ["unit,variant,value,latency_ms"]
@@ -158,10 +163,13 @@ AB_BAD = [
 ]
 
 
-@pytest.mark.django_db
 @pytest.mark.parametrize("bad, field", AB_BAD, ids=[f"{field}-{i}" for i, (_, field) in enumerate(AB_BAD)])
-def test_a_rule_break_makes_it_give_up_with_nothing_written_and_the_command_names_it(tmp_path, bad, field):
+@pytest.mark.parametrize("stored_before", [False, True], ids=["copied", "on-conflict"])
+def test_a_rule_break_makes_it_give_up_with_nothing_written_and_the_command_names_it(tmp_path, bad, field,
+                                                                                      stored_before):
     experiment, variants = ab_experiment("checkout")
+    if stored_before:   # an experiment with observations takes the ON CONFLICT statement
+        ingest(experiment, [("user-30", 1)])
     other = "green" if variants["user-1"] == "control" else "control"
     lines = [AB_HEADER, "user-2,1,,a,,", "user-3,0,,b,,", bad.format(other=other), "user-4,1,,c,,"]
     path = write(tmp_path, lines)
@@ -174,7 +182,6 @@ def test_a_rule_break_makes_it_give_up_with_nothing_written_and_the_command_name
     assert snapshot() == before
 
 
-@pytest.mark.django_db
 def test_a_champion_challenger_row_without_its_model_makes_it_give_up(tmp_path):
     experiment = cc_experiment("ranker")
     path = write(tmp_path, ["unit,variant,value", "r1,champion,1", "r1,,2"])
@@ -186,7 +193,6 @@ def test_a_champion_challenger_row_without_its_model_makes_it_give_up(tmp_path):
         command("ranker", path)
 
 
-@pytest.mark.django_db
 @pytest.mark.parametrize("header, row, imported", [
     ("unit,value,colour", "user-1,1,blue", False),      # unknown field
     ("unit,variant", "user-1,control", False),          # no value
@@ -207,7 +213,6 @@ def test_an_unexpected_header_goes_row_by_row(tmp_path, header, row, imported):
         assert not Observation.objects.exists()
 
 
-@pytest.mark.django_db
 @pytest.mark.parametrize("cell", ["1_0", "\u0665", "1e-400"])
 def test_numbers_only_python_reads_are_imported_by_the_row_by_row_path(tmp_path, cell):
     experiment, _ = ab_experiment("checkout", metric_type="continuous")
@@ -220,7 +225,6 @@ def test_numbers_only_python_reads_are_imported_by_the_row_by_row_path(tmp_path,
     assert Observation.objects.get().value == float(cell)
 
 
-@pytest.mark.django_db
 @pytest.mark.parametrize("row", [
     "r1,champion,1,2026-11-20",                       # a date without a time
     "r1,champion,1,2026-11-20T10:00",                 # no seconds
@@ -237,7 +241,6 @@ def test_timestamps_and_units_it_does_not_recognise_are_imported_row_by_row(tmp_
     assert "row by row" in notes and "Imported 1 observation(s)" in output
 
 
-@pytest.mark.django_db
 def test_after_the_grace_period_it_refuses_like_the_endpoint(tmp_path):
     experiment, _ = ab_experiment("checkout")
     end_test_period(experiment)
@@ -248,7 +251,6 @@ def test_after_the_grace_period_it_refuses_like_the_endpoint(tmp_path):
     assert not Observation.objects.exists()
 
 
-@pytest.mark.django_db
 def test_a_second_file_for_the_same_units_adds_to_their_sums(tmp_path):
     experiment = cc_experiment("ranker")
     first = write(tmp_path, ["unit,variant,value,id"] + [f"r{i},champion,{i},a{i}" for i in range(30)], "first.csv")
