@@ -35,6 +35,7 @@ from experiments.unit_outcomes import COLUMNS as OUTCOME_COLUMNS
 from experiments.unit_outcomes import add_from_sql, pairings, summed_rows_sql
 
 COPY_BLOCK = 1 << 20
+PIPE_BLOCK = 1 << 17   # psycopg splits larger writes into blocks of this size anyway
 UNIQUE_VIOLATION = "23505"
 
 # Python's str.strip() removes these ASCII characters (and more outside ASCII).
@@ -119,11 +120,22 @@ def _import_fresh(cursor, experiment: Experiment, path: Path, columns: list[str]
 
 
 def _pipe(source, query: str, target, copy_into: str) -> None:
-    """Stream the rows of `query` (on the source cursor) into the target cursor's COPY, in binary."""
+    """Stream the rows of `query` (on the source cursor) into the target cursor's COPY, in binary.
+
+    COPY TO sends a message per row; psycopg would also send each write as it comes, so
+    they are gathered into blocks of PIPE_BLOCK bytes (a write per row cost the Python side
+    about 3 us per row).
+    """
     with source.copy(f"COPY ({query}) TO STDOUT (FORMAT binary)") as rows, \
             target.copy(f"{copy_into} FROM STDIN (FORMAT binary)") as into:
-        for block in rows:
-            into.write(block)
+        pending = bytearray()
+        for row in rows:
+            pending += row
+            if len(pending) >= PIPE_BLOCK:
+                into.write(bytes(pending))
+                pending.clear()
+        if pending:
+            into.write(bytes(pending))
 
 
 def _header(path: Path) -> list[str] | None:
