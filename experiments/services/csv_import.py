@@ -65,8 +65,9 @@ def observations_import_csv(*, experiment: Experiment, path: Path,
         with transaction.atomic(), connection.cursor() as cursor, connection.wrap_database_errors:
             cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
             result = _import_fresh(cursor, experiment, path, columns, now, joined, on_bytes) if fresh else None
-            if result is None:
-                staged = _stage(cursor.cursor, path, columns, numbered=joined, on_bytes=on_bytes)
+            if result is None:   # (the progress bar has seen the file once already if fresh)
+                staged = _stage(cursor.cursor, path, columns, numbered=joined,
+                                on_bytes=(lambda n: None) if fresh else on_bytes)
                 cursor.execute(*_insert_sql(experiment, set(columns), now, joined=joined))
                 inserted = cursor.fetchone()[0]
                 result = IngestResult(accepted=inserted, duplicates=staged - inserted)
