@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import PYTHON, free_port, manage, recreate_database, redacted, server_env, stop  # noqa: E402
+from bench.common import PYTHON, free_port, interrupt, manage, recreate_database, redacted, server_env, stop  # noqa: E402
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_experiments"
 EXPERIMENT_KEY = "bench-ab"
 REPEAT_UNITS = 1_000
@@ -143,7 +143,7 @@ def main() -> int:
     env = server_env(database_url, workdir, settings_module="bench.settings")
     server: subprocess.Popen | None = None
     # Ctrl-C and SIGTERM both unwind through the finally below, which stops gunicorn.
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         print(f"Database {redacted(database_url)}: drop, create, migrate ...", flush=True)
         recreate_database(database_url)
@@ -173,10 +173,6 @@ def main() -> int:
         if server is not None:
             stop(server)
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 # -- setup ------------------------------------------------------------------------------------

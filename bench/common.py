@@ -15,6 +15,11 @@ ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 
 
+def interrupt(signum, frame):
+    """SIGTERM handler: unwind like Ctrl-C, so that the scripts' `finally` stops their servers."""
+    raise KeyboardInterrupt
+
+
 def recreate_database(database_url: str) -> None:
     """Drop and create the benchmark's own database (never a system one)."""
     parts = urllib.parse.urlsplit(database_url)

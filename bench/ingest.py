@@ -56,7 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import free_port, manage, recreate_database, redacted, server_env, stop  # noqa: E402
+from bench.common import free_port, interrupt, manage, recreate_database, redacted, server_env, stop  # noqa: E402
 
 PYTHON = sys.executable
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_ingest"
@@ -470,7 +470,7 @@ def main() -> int:
     env = server_env(database_url, workdir)
     port = args.port or free_port()
     server = None
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     begun = time.monotonic()
     print(f"Load average before the run: {Path('/proc/loadavg').read_text().split()[0]} "
           f"({os.cpu_count()} cores; anything else busy skews every figure)", flush=True)
@@ -599,10 +599,6 @@ def main() -> int:
         if server is not None:
             stop(server)
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 def _load() -> str:

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from django.db import connection
 
-from experiments.models import Design, Experiment, Observation, UnitOutcome
+from experiments.models import Design, Experiment, Observation, UnitOutcome, Variant
 
 TABLE = UnitOutcome._meta.db_table
 OBSERVATIONS = Observation._meta.db_table
@@ -27,10 +27,10 @@ class Pairing(NamedTuple):
     own: bool
 
 
-def pairings(experiment: Experiment) -> list[Pairing]:
+def pairings(design: str, variants: Iterable[Variant]) -> list[Pairing]:
     """Where each variant's values add: A/B, its own rows; champion/challenger, see the module's docstring."""
-    variants = list(experiment.variants.all())
-    if experiment.design != Design.CHAMPION_CHALLENGER:
+    variants = list(variants)
+    if design != Design.CHAMPION_CHALLENGER:
         return [Pairing(v.id, v.id, True) for v in variants]
     champion = next(v for v in variants if v.is_control)
     challengers = [v for v in variants if not v.is_control]
@@ -55,6 +55,11 @@ def _summed_select(source: str, pairing: list[Pairing]) -> str:
         GROUP BY stored.unit, pairing.target"""
 
 
+# Rows go in (unit, variant) order, so that concurrent batches lock shared units in the same
+# order and cannot deadlock; byte order (COLLATE "C", also Python's order of str) sorts twice
+# as fast as the database's collation.
+_ORDER = 'ORDER BY stored.unit COLLATE "C", pairing.target'
+
 _ADD_ON_CONFLICT = f"""
         ON CONFLICT (experiment_id, unit, variant_id) DO UPDATE SET
             count = {TABLE}.count + excluded.count, total = {TABLE}.total + excluded.total,
@@ -65,18 +70,15 @@ _ADD_ON_CONFLICT = f"""
 def add_from_sql(source: str, pairing: list[Pairing]) -> str:
     """INSERT adding the rows of `source` (e.g. the CTE of the observations just inserted) to the sums.
 
-    One parameter: the experiment id. Rows go in (unit, variant) order, so that
-    concurrent batches lock shared units in the same order and cannot deadlock; byte order
-    (COLLATE "C", also Python's order of str) sorts twice as fast as the database's collation.
+    One parameter: the experiment id.
     """
-    return (f"INSERT INTO {TABLE} ({COLUMNS}) {_summed_select(source, pairing)} "
-            f'ORDER BY stored.unit COLLATE "C", pairing.target {_ADD_ON_CONFLICT}')
+    return f"INSERT INTO {TABLE} ({COLUMNS}) {_summed_select(source, pairing)} {_ORDER} {_ADD_ON_CONFLICT}"
 
 
 def summed_rows_sql(source: str, pairing: list[Pairing]) -> str:
     """The rows `add_from_sql` would insert, typed as the table's columns (for a binary COPY into it)."""
     return (f"SELECT experiment::bigint, unit, target::bigint, n::integer, total, control_n::integer, control_total "
-            f"FROM ({_summed_select(source, pairing)} ORDER BY stored.unit COLLATE \"C\", pairing.target) "
+            f"FROM ({_summed_select(source, pairing)} {_ORDER}) "
             "AS summed (experiment, unit, target, n, total, control_n, control_total)")
 
 
@@ -113,6 +115,7 @@ def unit_outcomes_rebuild(experiment: Experiment) -> int:
     with connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {TABLE} WHERE experiment_id = %s", [experiment.id])
         source = f"(SELECT unit, variant_id, value FROM {OBSERVATIONS} WHERE experiment_id = %s)"
-        cursor.execute(f"INSERT INTO {TABLE} ({COLUMNS}) {_summed_select(source, pairings(experiment))}",
+        pairing = pairings(experiment.design, experiment.variants.all())
+        cursor.execute(f"INSERT INTO {TABLE} ({COLUMNS}) {_summed_select(source, pairing)}",
                        [experiment.id, experiment.id])
         return cursor.rowcount

@@ -27,6 +27,7 @@ from pathlib import Path
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from psycopg.errors import UniqueViolation
 
 from experiments.models import Assignment, Design, Experiment, MetricType, Observation, UnitOutcome
 from experiments.observation_input import FIELDS, MAX_ID_LENGTH, MAX_UNIT_LENGTH
@@ -36,7 +37,6 @@ from experiments.unit_outcomes import add_from_sql, pairings, summed_rows_sql
 
 COPY_BLOCK = 1 << 20
 PIPE_BLOCK = 1 << 17   # psycopg splits larger writes into blocks of this size anyway
-UNIQUE_VIOLATION = "23505"
 
 # Python's str.strip() removes these ASCII characters (and more outside ASCII).
 ASCII_WHITESPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
@@ -103,8 +103,9 @@ def _import_fresh(cursor, experiment: Experiment, path: Path, columns: list[str]
             rows = source.mogrify(
                 f"SELECT %s::bigint, variant_id::bigint, unit, value, latency_ms, observed_at, %s::timestamptz, "
                 f"idempotency_key FROM ({checked}) AS checked", [experiment.id, now, *params])
+            pairing = pairings(experiment.design, experiment.variants.all())
             sums = source.mogrify(
-                summed_rows_sql(f"(SELECT unit, variant_id, value FROM ({typed}) AS typed)", pairings(experiment)),
+                summed_rows_sql(f"(SELECT unit, variant_id, value FROM ({typed}) AS typed)", pairing),
                 [experiment.id, *params[1:]])
             try:
                 with transaction.atomic(), connection.wrap_database_errors:
@@ -112,7 +113,7 @@ def _import_fresh(cursor, experiment: Experiment, path: Path, columns: list[str]
                           f"variant_id, unit, value, latency_ms, observed_at, received_at, idempotency_key)")
                     _pipe(source, sums, cursor.cursor, f"COPY {UnitOutcome._meta.db_table} ({OUTCOME_COLUMNS})")
             except IntegrityError as error:
-                if getattr(error.__cause__, "sqlstate", None) == UNIQUE_VIOLATION:
+                if isinstance(error.__cause__, UniqueViolation):
                     return None
                 raise
         return IngestResult(accepted=staged, duplicates=0)
@@ -199,7 +200,8 @@ def _timestamp_rule(column: str) -> str:
     """
     return (f"({column} IS NULL OR ({column} LIKE '____-__-_____:__:__%%' AND substr({column}, 11, 1) IN ('T', ' ') "
             f"AND substr({column}, 12, 2) <> '24' AND substr({column}, 18, 2) <> '60' "
-            f"AND (length({column}) = 19 OR substr({column}, 20) ~ '^(\\.[0-9]{{1,6}})?(Z|[+-][0-9]{{2}}(:?[0-9]{{2}})?)?$')))")
+            f"AND (length({column}) = 19 "
+            f"OR substr({column}, 20) ~ '^(\\.[0-9]{{1,6}})?(Z|[+-][0-9]{{2}}(:?[0-9]{{2}})?)?$')))")
 
 
 def _checked_sql(experiment: Experiment, columns: set[str], now, *, joined: bool,
@@ -268,6 +270,6 @@ def _insert_sql(experiment: Experiment, columns: set[str], now, *, joined: bool)
             SELECT %s, %s, {columns_sql} FROM ({checked}) AS checked
             ON CONFLICT (experiment_id, idempotency_key) DO NOTHING
             RETURNING unit, variant_id, value
-        ), summed AS ({add_from_sql('inserted', pairings(experiment))})
+        ), summed AS ({add_from_sql('inserted', pairings(experiment.design, experiment.variants.all()))})
         SELECT COUNT(*) FROM inserted"""
     return sql, [experiment.id, now, *params, experiment.id]

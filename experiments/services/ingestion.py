@@ -14,7 +14,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from experiments.errors import RuleViolation, WrongState
-from experiments.models import Design, Experiment, MetricType, Observation, Status
+from experiments.models import Design, Experiment, MetricType, Observation, Status, Variant
 from experiments.observation_input import ItemErrors, ObservationRow
 from experiments.selectors import stored_assignments
 from experiments.unit_outcomes import Pairing, add_from_sql, add_rows, pairings
@@ -39,9 +39,10 @@ def check_accepting(experiment: Experiment, now: datetime) -> None:
         )
 
 
-def _resolve(experiment: Experiment, rows: list[ObservationRow], errors: ItemErrors) -> list[tuple]:
+def _resolve(experiment: Experiment, variants: list[Variant], rows: list[ObservationRow],
+             errors: ItemErrors) -> list[tuple]:
     """Each row's variant id, checked against the design's rules; problems go to `errors`."""
-    variant_ids = {v.key: v.id for v in experiment.variants.all()}
+    variant_ids = {v.key: v.id for v in variants}
     binary = experiment.metric_type == MetricType.BINARY
     paired = experiment.design == Design.CHAMPION_CHALLENGER
     assigned: dict[str, int] = {}
@@ -80,7 +81,8 @@ def observations_ingest(*, experiment: Experiment, rows: list[ObservationRow]) -
     now = timezone.now()
     check_accepting(experiment, now)
     errors = ItemErrors()
-    resolved = _resolve(experiment, rows, errors)
+    variants = list(experiment.variants.all())
+    resolved = _resolve(experiment, variants, rows, errors)
     if errors:
         raise RuleViolation(
             f"{len(errors.indexes)} observation(s) break a rule; nothing was stored.",
@@ -90,7 +92,7 @@ def observations_ingest(*, experiment: Experiment, rows: list[ObservationRow]) -
         (variant_id, row.unit, row.value, row.latency_ms, row.timestamp or now, row.id)
         for variant_id, row in resolved
     ]
-    inserted = _insert(experiment.id, pairings(experiment), records, now)
+    inserted = _insert(experiment.id, pairings(experiment.design, variants), records, now)
     Experiment.objects.filter(pk=experiment.pk).update(observation_count=F("observation_count") + inserted)
     return IngestResult(accepted=inserted, duplicates=len(records) - inserted)
 

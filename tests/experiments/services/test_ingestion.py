@@ -33,7 +33,7 @@ def outcomes(experiment) -> dict[tuple[str, int], tuple]:
 def test_both_storage_paths_skip_ids_already_stored_or_repeated_in_the_batch(insert):
     experiment = start()
     now = timezone.now()
-    pairing = pairings(experiment)
+    pairing = pairings(experiment.design, experiment.variants.all())
 
     first = insert(experiment.id, pairing, records(experiment, ["a", "b", None, None]), now)
     second = insert(experiment.id, pairing, records(experiment, ["b", "c", "c", None]), now)
@@ -60,7 +60,7 @@ def test_the_unit_sums_equal_a_recount_after_random_batches_with_repeated_ids(in
     experiment = start(design=design, metric_type="continuous", baseline_mean=None, baseline_sd=1.0, mde=0.2,
                        variants=variants)
     ids = {v.key: v.id for v in experiment.variants.all()}
-    pairing = pairings(experiment)
+    pairing = pairings(experiment.design, experiment.variants.all())
     rng = random.Random(5)
     ab_variant = {f"u{i}": rng.choice(list(ids.values())) for i in range(40)}
     now = timezone.now()
