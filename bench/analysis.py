@@ -35,7 +35,7 @@ postgres://postgres@127.0.0.1:5432/bench_analysis: dropped, created, migrated). 
      experiment back to `analyzing`.
   4. A table (N, bare aggregate s, analysis s, ratio <= 2.0, worker peak RSS < 300 MB,
      PASS/MISS), then, at the largest size, EXPLAIN (ANALYZE, BUFFERS) of each query the
-     analysis runs (captured from experiments.summaries while it runs, under the same
+     analysis runs (captured from experiments.unit_outcomes.read while it runs, under the same
      SET LOCAL work_mem), and the former formulation (every observation grouped by unit at
      analysis time, before UnitOutcome) timed side by side (--no-alternatives to skip it).
 
@@ -162,7 +162,7 @@ def _sum_units(experiment_ids: list[int]) -> None:
     from django.db import connection, transaction
 
     from experiments.models import Experiment
-    from experiments.unit_outcomes import unit_outcomes_rebuild
+    from experiments.unit_outcomes.write import unit_outcomes_rebuild
 
     for experiment_id in experiment_ids:
         with transaction.atomic():
@@ -358,7 +358,7 @@ def _explain_application_queries(experiment_id: int) -> list[tuple[str, list, di
     from django.db import connection, transaction
 
     from experiments.models import Experiment
-    from experiments.summaries import analysis_data
+    from experiments.unit_outcomes.read import analysis_data
 
     captured = []
 

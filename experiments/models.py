@@ -7,6 +7,17 @@ from django.db import models
 from django.db.models import Q
 from rest_framework_api_key.models import AbstractAPIKey
 
+from experiments import permissions as permission_names
+from experiments.choices import (  # noqa: F401 (re-exported: the models' vocabulary)
+    Alternative,
+    AuditAction,
+    Design,
+    Direction,
+    MetricType,
+    Outcome,
+    Status,
+)
+from experiments.limits import MAX_ID_LENGTH, MAX_KEY_LENGTH, MAX_NAME_LENGTH, MAX_UNIT_LENGTH
 from experiments.querysets import ExperimentQuerySet
 
 
@@ -15,43 +26,14 @@ def new_salt() -> str:
     return secrets.token_hex(16)
 
 
-class Design(models.TextChoices):
-    AB = "ab", "A/B (unpaired)"
-    CHAMPION_CHALLENGER = "champion_challenger", "Champion/challenger (paired, shadow)"
-
-
-class MetricType(models.TextChoices):
-    BINARY = "binary", "Binary (0/1, mean = rate)"
-    CONTINUOUS = "continuous", "Continuous"
-
-
-class Direction(models.TextChoices):
-    INCREASE = "increase", "Increase is better"
-    DECREASE = "decrease", "Decrease is better"
-
-
-class Alternative(models.TextChoices):
-    TWO_SIDED = "two-sided", "Two-sided"
-    ONE_SIDED = "one-sided", "One-sided, in the preferred direction"
-
-
-class Status(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    RUNNING = "running", "Running"
-    ANALYZING = "analyzing", "Analyzing"
-    ANALYZED = "analyzed", "Analyzed"
-    CONCLUDED = "concluded", "Concluded"
-    STOPPED = "stopped", "Stopped"
-
-
 class Experiment(models.Model):
     """A preregistered test: its definition while a draft, its frozen protocol once started."""
 
     key = models.SlugField(
-        "key", max_length=100, unique=True,
+        "key", max_length=MAX_KEY_LENGTH, unique=True,
         help_text="Stable identifier used in URLs and by services, e.g. checkout-button.",
     )
-    name = models.CharField("name", max_length=200, help_text="A short human-readable title.")
+    name = models.CharField("name", max_length=MAX_NAME_LENGTH, help_text="A short human-readable title.")
     hypothesis = models.TextField(
         "hypothesis", blank=True, help_text="What you expect to happen and why, in one or two sentences.",
     )
@@ -61,7 +43,7 @@ class Experiment(models.Model):
         "scored by the champion (served) and by each challenger (logged only).",
     )
     metric_name = models.CharField(
-        "metric", max_length=100, help_text="The one primary metric the decision is based on.",
+        "metric", max_length=MAX_KEY_LENGTH, help_text="The one primary metric the decision is based on.",
     )
     metric_type = models.CharField(
         "metric type", max_length=16, choices=MetricType.choices,
@@ -187,11 +169,7 @@ class Experiment(models.Model):
                 name="experiment_ends_after_start",
             ),
         ]
-        permissions = [
-            ("run_experiment", "Can start, stop, analyze and promote experiments"),
-            ("fetch_assignment", "Can fetch assignments, as a service does"),
-            ("post_observation", "Can post observations, as a service does"),
-        ]
+        permissions = list(permission_names.CUSTOM)
 
     def __str__(self) -> str:
         return self.key
@@ -208,7 +186,7 @@ class Variant(models.Model):
     experiment = models.ForeignKey(
         Experiment, on_delete=models.CASCADE, related_name="variants", verbose_name="experiment",
     )
-    key = models.SlugField("key", max_length=100, help_text="Identifier of the arm, e.g. control or green.")
+    key = models.SlugField("key", max_length=MAX_KEY_LENGTH, help_text="Identifier of the arm, e.g. control or green.")
     weight = models.FloatField(
         "weight", default=1.0, help_text="Relative share of included units (A/B); must be positive.",
     )
@@ -248,7 +226,7 @@ class Assignment(models.Model):
     experiment = models.ForeignKey(
         Experiment, on_delete=models.CASCADE, related_name="assignments", verbose_name="experiment",
     )
-    unit = models.CharField("unit", max_length=255, help_text="User id (A/B) or request id (champion/challenger).")
+    unit = models.CharField("unit", max_length=MAX_UNIT_LENGTH, help_text="User id (A/B) or request id (champion/challenger).")
     variant = models.ForeignKey(Variant, on_delete=models.PROTECT, related_name="+", verbose_name="variant")
     assigned_at = models.DateTimeField("assigned at", auto_now_add=True)
 
@@ -283,13 +261,13 @@ class Observation(models.Model):
         Variant, on_delete=models.PROTECT, related_name="+", verbose_name="variant", db_constraint=False,
         db_index=False,
     )
-    unit = models.CharField("unit", max_length=255)
+    unit = models.CharField("unit", max_length=MAX_UNIT_LENGTH)
     value = models.FloatField("value", help_text="0/1 for a binary metric, any finite number otherwise.")
     latency_ms = models.FloatField("latency (ms)", null=True, blank=True)
     observed_at = models.DateTimeField("observed at", help_text="When it happened, as the service says (or arrival).")
     received_at = models.DateTimeField("received at", auto_now_add=True)
     idempotency_key = models.CharField(
-        "id", max_length=255, null=True, blank=True,
+        "id", max_length=MAX_ID_LENGTH, null=True, blank=True,
         help_text="The client's id for this observation: a retry with the same id is stored once.",
     )
 
@@ -328,7 +306,7 @@ class UnitOutcome(models.Model):
         Experiment, on_delete=models.CASCADE, related_name="+", verbose_name="experiment",
         db_constraint=False, db_index=False,
     )
-    unit = models.CharField("unit", max_length=255)
+    unit = models.CharField("unit", max_length=MAX_UNIT_LENGTH)
     variant = models.ForeignKey(
         Variant, on_delete=models.PROTECT, related_name="+", verbose_name="variant", db_constraint=False,
         db_index=False, help_text="A/B: the unit's variant. Champion/challenger: the challenger of the pair.",
@@ -356,14 +334,14 @@ class AnalysisResult(models.Model):
     )
     protocol_hash = models.CharField("protocol hash", max_length=64, help_text="The protocol it was run under.")
     analyzed_at = models.DateTimeField("analyzed at")
-    outcome = models.CharField("decision", max_length=16, help_text="promote, keep, inconclusive or invalid.")
-    winner = models.CharField("winning variant", max_length=100, blank=True)
+    outcome = models.CharField("decision", max_length=16, choices=Outcome.choices)
+    winner = models.CharField("winning variant", max_length=MAX_KEY_LENGTH, blank=True)
     document = models.JSONField("result", help_text="Variants, comparisons, checks and decision, as served.")
 
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=Q(outcome__in=["promote", "keep", "inconclusive", "invalid"]),
+                condition=Q(outcome__in=Outcome.values),
                 name="result_outcome_valid",
             ),
         ]
@@ -386,7 +364,7 @@ class AuditEvent(models.Model):
     experiment = models.ForeignKey(
         Experiment, on_delete=models.CASCADE, related_name="audit_events", verbose_name="experiment",
     )
-    action = models.CharField("action", max_length=32, help_text="created, updated, started, stopped, ...")
+    action = models.CharField("action", max_length=32, choices=AuditAction.choices)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
         related_name="+", verbose_name="actor",

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-MAX_UNIT_LENGTH = 255
-MAX_ID_LENGTH = 255
-MAX_VARIANT_LENGTH = 100
+from experiments.limits import MAX_ID_LENGTH, MAX_KEY_LENGTH, MAX_UNIT_LENGTH
+
 FIELDS = frozenset({"unit", "value", "variant", "id", "timestamp", "latency_ms"})
 
 
@@ -93,7 +92,7 @@ def parse_items(items: list[Any], errors: ItemErrors, *, first_index: int = 0) -
             errors.add(index, "value", "Required: a finite number (not NaN or infinite).")
             ok = False
         variant = item.get("variant")
-        if variant is not None and _identifier(variant, MAX_VARIANT_LENGTH) is None:
+        if variant is not None and _identifier(variant, MAX_KEY_LENGTH) is None:
             errors.add(index, "variant", "Must be a variant key.")
             ok = False
         idempotency_key = item.get("id")

@@ -9,19 +9,18 @@ from rest_framework.views import APIView
 from experiments.api.experiments import not_found
 from experiments.api.permissions import ServiceOrPersonWithPermission
 from experiments.api.renderers import OrjsonRenderer
+from experiments.limits import MAX_UNIT_LENGTH, MAX_UNITS_PER_REQUEST
 from experiments.models import Experiment
+from experiments.permissions import FETCH_ASSIGNMENT
 from experiments.services.assignment import (
     assignment_for_unit,
     assignments_for_live_experiments,
     assignments_for_units,
 )
 
-MAX_UNITS_PER_REQUEST = 10_000
-MAX_UNIT_LENGTH = 255
-
 
 class UnitField(serializers.Field):
-    """A unit id: a non-empty string of at most 255 characters (an integer is taken as its digits)."""
+    """A unit id: a non-empty string of at most MAX_UNIT_LENGTH characters (an integer is taken as its digits)."""
 
     default_error_messages = {
         "invalid": "A unit must be a string or an integer.",
@@ -62,7 +61,7 @@ class ExperimentAssignmentApi(APIView):
     """GET one unit's sticky assignment: `?unit=ID`."""
 
     permission_classes = [ServiceOrPersonWithPermission]
-    required_permission = "experiments.fetch_assignment"
+    required_permission = FETCH_ASSIGNMENT
     renderer_classes = [OrjsonRenderer]
 
     @extend_schema(parameters=[OpenApiParameter("unit", str, required=True)], responses=AssignmentSerializer)
@@ -85,7 +84,7 @@ class AssignmentBatchApi(APIView):
     """POST `{"unit": ID}` for every live experiment, or `{"units": [...], "experiment": KEY}`."""
 
     permission_classes = [ServiceOrPersonWithPermission]
-    required_permission = "experiments.fetch_assignment"
+    required_permission = FETCH_ASSIGNMENT
     renderer_classes = [OrjsonRenderer]
 
     class InputSerializer(serializers.Serializer):

@@ -8,16 +8,13 @@ from rest_framework.views import APIView
 
 from experiments.api.permissions import PersonHasPermission
 from experiments.api.serializers import ExperimentInputSerializer, ExperimentSerializer
+from experiments.limits import MAX_REASON_LENGTH
 from experiments.models import Experiment
+from experiments.permissions import ADD, CHANGE, RUN, VIEW
 from experiments.selectors import experiment_get
 from experiments.services.definition import experiment_create, experiment_update
 from experiments.services.lifecycle import experiment_start, experiment_stop
 from experiments.services.promotion import experiment_promote
-
-VIEW = "experiments.view_experiment"
-ADD = "experiments.add_experiment"
-CHANGE = "experiments.change_experiment"
-RUN = "experiments.run_experiment"
 
 
 def not_found(key: str) -> Http404:
@@ -93,7 +90,7 @@ class ExperimentStopApi(APIView):
     required_permissions = {"POST": RUN}
 
     class InputSerializer(serializers.Serializer):
-        reason = serializers.CharField(max_length=2000)
+        reason = serializers.CharField(max_length=MAX_REASON_LENGTH)
 
     @extend_schema(request=InputSerializer, responses=ExperimentSerializer)
     def post(self, request, key: str):

@@ -9,19 +9,19 @@ from experiments.api.experiments import get_experiment_or_404
 from experiments.api.permissions import ServiceOrPersonWithPermission
 from experiments.api.renderers import OrjsonParser, OrjsonRenderer
 from experiments.errors import MalformedItems
+from experiments.limits import MAX_ID_LENGTH, MAX_OBSERVATIONS_PER_REQUEST, MAX_UNIT_LENGTH
 from experiments.observation_input import ItemErrors, ObservationRow, parse_items
+from experiments.permissions import POST_OBSERVATION
 from experiments.services.ingestion import observations_ingest
-
-MAX_OBSERVATIONS_PER_REQUEST = 10_000
 
 
 class ObservationSerializer(serializers.Serializer):
     """One observation (documentation only: parsing is `parse_items`, for speed)."""
 
-    unit = serializers.CharField(max_length=255)
+    unit = serializers.CharField(max_length=MAX_UNIT_LENGTH)
     value = serializers.FloatField()
     variant = serializers.SlugField(required=False)
-    id = serializers.CharField(required=False, max_length=255)
+    id = serializers.CharField(required=False, max_length=MAX_ID_LENGTH)
     timestamp = serializers.DateTimeField(required=False)
     latency_ms = serializers.FloatField(required=False, min_value=0)
 
@@ -49,7 +49,7 @@ class ObservationIngestApi(APIView):
     """Store a batch of observations: every rule holds for every item, or nothing is stored."""
 
     permission_classes = [ServiceOrPersonWithPermission]
-    required_permission = "experiments.post_observation"
+    required_permission = POST_OBSERVATION
     parser_classes = [OrjsonParser]
     renderer_classes = [OrjsonRenderer]
 

@@ -1,16 +1,16 @@
 """Queueing the analysis by hand, and reading the locked-until-unlocked results."""
 
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from experiments.api.experiments import RUN, VIEW, get_experiment_or_404
+from experiments.api.experiments import get_experiment_or_404
 from experiments.api.permissions import PersonHasPermission
 from experiments.errors import WrongState
-from experiments.models import AnalysisResult, Status
-from experiments.services.analysis import experiment_request_analysis, locked_error
+from experiments.lock import ResultState, locked_error, result_state, visible_result
+from experiments.permissions import RUN, VIEW
+from experiments.services.analysis import experiment_request_analysis
 
 
 class ExperimentAnalyzeApi(APIView):
@@ -38,15 +38,14 @@ class ExperimentResultsApi(APIView):
                               423: OpenApiResponse(description="Locked until unlocks_at")})
     def get(self, request, key: str):
         experiment = get_experiment_or_404(key)
-        if experiment.status in (Status.DRAFT, Status.STOPPED):
-            reason = (f" It was stopped early: {experiment.stop_reason}" if experiment.status == Status.STOPPED
-                      else "")
+        state = result_state(experiment)
+        if state in (ResultState.NOT_STARTED, ResultState.STOPPED):
+            reason = (f" It was stopped early: {experiment.stop_reason}" if state == ResultState.STOPPED else "")
             raise WrongState(f"Experiment {key!r} is {experiment.status} and has no result.{reason}",
                              status=experiment.status)
-        result = AnalysisResult.objects.filter(experiment=experiment).first()
-        if result is not None:
-            return Response(result.document)
-        if timezone.now() < experiment.unlocks_at:
+        if state == ResultState.LOCKED:
             raise locked_error(experiment)
-        return Response({"detail": "The lock has lifted; the analysis is queued or running.",
-                         "status": experiment.status}, status=status.HTTP_202_ACCEPTED)
+        if state == ResultState.PENDING:
+            return Response({"detail": "The lock has lifted; the analysis is queued or running.",
+                             "status": experiment.status}, status=status.HTTP_202_ACCEPTED)
+        return Response(visible_result(experiment).document)

@@ -8,10 +8,13 @@ from rest_framework import serializers
 
 from analysis.errors import AnalysisError
 from analysis.pipeline import hypothesis_test_name
-from experiments.definition import definition_errors, definition_warnings, planned_sample
+from experiments.definitions.durations import iso_duration
+from experiments.definitions.fields import experiment_definition
+from experiments.definitions.planning import planned_sample
+from experiments.definitions.rules import definition_warnings
+from experiments.limits import MAX_KEY_LENGTH, MAX_NAME_LENGTH
 from experiments.models import Alternative, Design, Direction, Experiment, MetricType
-from experiments.protocol import iso_duration
-from experiments.selectors import experiment_definition, experiment_progress
+from experiments.selectors import experiment_progress
 
 
 class IsoDurationField(serializers.Field):
@@ -44,7 +47,7 @@ class FiniteFloatField(serializers.FloatField):
 class MetricSerializer(serializers.Serializer):
     """The primary metric: its name, type and better direction."""
 
-    name = serializers.CharField(max_length=100)
+    name = serializers.CharField(max_length=MAX_KEY_LENGTH)
     type = serializers.ChoiceField(choices=MetricType.choices)
     direction = serializers.ChoiceField(choices=Direction.choices, default=Direction.INCREASE)
 
@@ -52,7 +55,7 @@ class MetricSerializer(serializers.Serializer):
 class VariantSerializer(serializers.Serializer):
     """One arm: key, weight, whether it is the control, and the payload served with it."""
 
-    key = serializers.SlugField(max_length=100)
+    key = serializers.SlugField(max_length=MAX_KEY_LENGTH)
     weight = FiniteFloatField(default=1.0)
     is_control = serializers.BooleanField(default=False)
     payload = serializers.JSONField(default=dict)
@@ -61,12 +64,13 @@ class VariantSerializer(serializers.Serializer):
 class ExperimentInputSerializer(serializers.Serializer):
     """A definition as a client sends it (create, or PATCH of some fields).
 
-    Field types are parsed here; the protocol rules are the shared `definition_errors`,
-    applied to the whole definition (for PATCH: the stored one with the changes merged in).
+    Field types are parsed here; the rules are the services' (`experiment_create`,
+    `experiment_update`), applied to the whole definition (for PATCH: the stored one with the
+    changes merged in).
     """
 
-    key = serializers.SlugField(max_length=100)
-    name = serializers.CharField(max_length=200)
+    key = serializers.SlugField(max_length=MAX_KEY_LENGTH)
+    name = serializers.CharField(max_length=MAX_NAME_LENGTH)
     hypothesis = serializers.CharField(allow_blank=True, default="")
     design = serializers.ChoiceField(choices=Design.choices)
     metric = MetricSerializer()
@@ -89,14 +93,12 @@ class ExperimentInputSerializer(serializers.Serializer):
         # whose winner becomes this one's control (champion), payload included.
         self.fields["from"] = serializers.SlugField(required=False)
 
-    def validate_key(self, key: str) -> str:
-        if self.instance is not None and key != self.instance.key:
-            raise serializers.ValidationError("The key of an experiment cannot change.")
-        if self.instance is None and Experiment.objects.filter(key=key).exists():
-            raise serializers.ValidationError(f"An experiment with key {key!r} already exists.")
-        return key
-
     def validate(self, attrs: dict) -> dict:
+        """The API's shape as the definition's: metric fields flattened, whole variant rows.
+
+        Only parsing: the rules (follow-ups and key uniqueness included) are checked by the
+        services `experiment_create` and `experiment_update`, for the admin alike.
+        """
         changes = dict(attrs)
         metric = changes.pop("metric", None)
         for name, value in (metric or {}).items():  # on PATCH, only the metric fields sent
@@ -106,35 +108,7 @@ class ExperimentInputSerializer(serializers.Serializer):
             changes["variants"] = [
                 {"weight": 1.0, "is_control": False, "payload": {}, **variant} for variant in changes["variants"]
             ]
-        if "from" in changes:
-            if self.instance is not None:
-                raise serializers.ValidationError({"from": ["Only a new experiment can follow another."]})
-            changes["previous"], changes["variants"] = _follow_up(changes.pop("from"), changes.get("variants") or [])
-        if self.instance is not None:
-            merged = {**experiment_definition(self.instance), **changes}
-        else:
-            merged = changes
-        errors = definition_errors(merged)
-        if errors:
-            raise serializers.ValidationError(errors)
-        # Create: the whole definition; PATCH: only the fields the client sent.
-        return merged if self.instance is None else changes
-
-
-def _follow_up(previous_key: str, variants: list[dict]) -> tuple[Experiment, list[dict]]:
-    """The concluded experiment and the variants with its concluded variant as the control."""
-    previous = Experiment.objects.filter(key=previous_key).select_related("concluded_variant").first()
-    if previous is None:
-        raise serializers.ValidationError({"from": [f"No experiment with key {previous_key!r}."]})
-    if previous.concluded_variant is None:
-        raise serializers.ValidationError({"from": [f"Experiment {previous_key!r} is {previous.status}, "
-                                                    "not concluded: it has no winner to carry over."]})
-    if any(v.get("is_control") for v in variants):
-        raise serializers.ValidationError({"variants": ["With from, the control is the concluded variant of "
-                                                        f"{previous_key!r}; list only the challengers."]})
-    winner = previous.concluded_variant
-    champion = {"key": winner.key, "weight": winner.weight, "is_control": True, "payload": winner.payload}
-    return previous, [champion, *variants]
+        return changes
 
 
 class ExperimentSerializer(serializers.ModelSerializer):

@@ -10,8 +10,8 @@ from typing import Any
 
 from scipy import stats
 
+from experiments.definitions.durations import iso_duration
 from experiments.models import Experiment, MetricType
-from experiments.protocol import iso_duration
 from experiments.reports.charts import EffectBar, MeanBar
 from experiments.reports.wording import decimals_for, half_width, interval_text, number, p_value_text, percent
 

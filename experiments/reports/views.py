@@ -8,22 +8,15 @@ to the admin login; a person without `experiments.view_experiment` gets 403.
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.utils import timezone
 from django.views.decorators.http import require_safe
 
+from experiments.lock import ResultState, locked_error, result_state, visible_result
 from experiments.models import Experiment
+from experiments.permissions import VIEW
+from experiments.reports.context import report_context
 from experiments.reports.downloads import result_csv
-from experiments.reports.selectors import (
-    ReportState,
-    report_context,
-    report_experiment_get,
-    report_list,
-    report_result_get,
-    report_state,
-)
+from experiments.reports.queries import report_experiment_get, report_list
 from experiments.reports.wording import interval_level
-
-VIEW = "experiments.view_experiment"
 
 
 def readers_only(view):
@@ -55,20 +48,18 @@ def _downloadable(key: str):
         experiment = report_experiment_get(key)
     except Experiment.DoesNotExist:
         return None, None, JsonResponse({"detail": f"No report for {key!r}."}, status=404)
-    result = report_result_get(experiment)
-    state = report_state(experiment, result, timezone.now())
-    if state == ReportState.STOPPED:
+    state = result_state(experiment)
+    if state == ResultState.STOPPED:
         return experiment, None, JsonResponse(
             {"detail": f"Experiment {key!r} was stopped early and has no result: {experiment.stop_reason}",
              "status": experiment.status}, status=409)
-    if state != ReportState.READY:
-        detail = (f"The result of {key!r} is locked until the test period and its grace period are over."
-                  if state == ReportState.LOCKED else
+    if state != ResultState.READY:
+        detail = (locked_error(experiment).detail if state == ResultState.LOCKED else
                   f"The lock of {key!r} has lifted; the analysis is queued or running.")
         return experiment, None, JsonResponse(
             {"detail": detail, "unlocks_at": experiment.unlocks_at.isoformat() if experiment.unlocks_at else None},
             status=423)
-    return experiment, result, None
+    return experiment, visible_result(experiment), None
 
 
 def _attachment(response: HttpResponse, filename: str) -> HttpResponse:

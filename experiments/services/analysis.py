@@ -5,25 +5,19 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import DateTimeField, ExpressionWrapper, F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from analysis.pipeline import analyze
 from analysis.types import AnalysisPlan, VariantPlan
-from experiments.errors import Locked, WrongState
+from experiments.errors import WrongState
+from experiments.lock import UNLOCKS_AT, ensure_unlocked, lifted
 from experiments.models import AnalysisResult, Experiment, Status
 from experiments.services.audit import audit_record
 from experiments.services.promotion import experiment_promote
-from experiments.summaries import analysis_data
+from experiments.unit_outcomes.read import analysis_data
 
 logger = logging.getLogger(__name__)
-
-
-def locked_error(experiment: Experiment) -> Locked:
-    return Locked(
-        f"Results of {experiment.key!r} are locked until the test period and its grace period are over.",
-        unlocks_at=experiment.unlocks_at.isoformat(),
-    )
 
 
 def _queue(experiment_ids: list[int]) -> None:
@@ -42,8 +36,7 @@ def experiment_request_analysis(*, experiment: Experiment, actor) -> Experiment:
         raise WrongState(f"Experiment {experiment.key!r} is {experiment.status}: there is nothing to analyse.",
                          status=experiment.status)
     now = timezone.now()
-    if now < experiment.unlocks_at:
-        raise locked_error(experiment)
+    ensure_unlocked(experiment, now)
     experiment.status = Status.ANALYZING
     experiment.analysis_queued_at = now
     experiment.save(update_fields=["status", "analysis_queued_at", "updated_at"])
@@ -60,13 +53,12 @@ def experiments_queue_due_analyses(*, now: datetime | None = None) -> list[int]:
     result (a lost message, a worker that died): the task is idempotent, so this is safe.
     """
     now = now or timezone.now()
-    unlocks_at = ExpressionWrapper(F("ends_at") + F("grace_period"), output_field=DateTimeField())
     stale_before = now - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
     due = list(
         Experiment.objects.select_for_update(skip_locked=True, of=("self",))
-        .annotate(lock_lifts_at=unlocks_at)
+        .annotate(lock_lifts_at=UNLOCKS_AT)
         .filter(
-            Q(status=Status.RUNNING, lock_lifts_at__lte=now)
+            Q(status=Status.RUNNING) & lifted(now)
             | Q(status=Status.ANALYZING, analysis_queued_at__lt=stale_before, result__isnull=True)
         )
     )
@@ -113,8 +105,7 @@ def analysis_run(*, experiment_id: int) -> AnalysisResult:
         raise WrongState(f"Experiment {experiment.key!r} is {experiment.status}, not analyzing.",
                          status=experiment.status)
     analyzed_at = timezone.now()
-    if analyzed_at < experiment.unlocks_at:
-        raise locked_error(experiment)
+    ensure_unlocked(experiment, analyzed_at)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             # Room for the aggregates' hash tables (the incomplete units' GROUP BY).

@@ -19,7 +19,7 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from experiments import assignment as hashing
+from experiments import hashing
 from experiments.errors import WrongState
 from experiments.models import Assignment, Design, Experiment, Status, Variant
 from experiments.selectors import stored_assignments

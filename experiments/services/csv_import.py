@@ -29,11 +29,12 @@ from django.db.models import F
 from django.utils import timezone
 from psycopg.errors import UniqueViolation
 
+from experiments.lock import ensure_taking_observations
 from experiments.models import Assignment, Design, Experiment, MetricType, Observation, UnitOutcome
 from experiments.observation_input import FIELDS, MAX_ID_LENGTH, MAX_UNIT_LENGTH
-from experiments.services.ingestion import IngestResult, check_accepting
-from experiments.unit_outcomes import COLUMNS as OUTCOME_COLUMNS
-from experiments.unit_outcomes import add_from_sql, pairings, summed_rows_sql
+from experiments.services.ingestion import IngestResult
+from experiments.unit_outcomes.write import COLUMNS as OUTCOME_COLUMNS
+from experiments.unit_outcomes.write import add_from_sql, pairings, summed_rows_sql
 
 COPY_BLOCK = 1 << 20
 PIPE_BLOCK = 1 << 17   # psycopg splits larger writes into blocks of this size anyway
@@ -56,7 +57,7 @@ def observations_import_csv(*, experiment: Experiment, path: Path,
     if columns is None:
         return None
     now = timezone.now()
-    check_accepting(experiment, now)
+    ensure_taking_observations(experiment, now)
     joined = experiment.design == Design.AB
     # With nothing stored yet, no id and no unit can be repeated from before: rows and sums
     # can be COPYed, without the ON CONFLICT that costs about half a COPY per row.

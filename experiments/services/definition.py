@@ -1,12 +1,22 @@
-"""Creating and editing experiment definitions (drafts; traffic alone while running)."""
+"""Creating and editing experiment definitions (drafts; traffic alone while running).
 
+The definition rules are checked here and nowhere else: the REST serializers and the admin
+forms only parse, then call these functions (the admin asks `experiment_definition_check`
+first, to put each message on its form field and preview the plan). Follow-ups (`from`) are resolved here too,
+so the admin can create one as the API does.
+"""
+
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from experiments.choices import AuditAction, Status
+from experiments.definitions.durations import iso_duration
+from experiments.definitions.fields import experiment_definition
+from experiments.definitions.rules import definition_errors
 from experiments.errors import InvalidDefinition, WrongState
-from experiments.models import Experiment, Status, Variant
-from experiments.protocol import iso_duration
+from experiments.models import Experiment, Variant
 from experiments.services.audit import audit_record
 
 # The one protocol setting that may change while running: a ramp changes who is included,
@@ -14,26 +24,93 @@ from experiments.services.audit import audit_record
 RUNNING_EDITABLE_FIELDS = frozenset({"traffic_percent"})
 
 
+@dataclass(frozen=True)
+class DefinitionCheck:
+    """A definition resolved and checked: the whole of it (a follow-up's champion added), what to
+    write (for an edit: only the changes), and every rule it breaks ({} when none)."""
+
+    whole: dict[str, Any]
+    changes: dict[str, Any]
+    errors: dict[str, list[str]]
+
+
+def experiment_definition_check(*, definition: dict[str, Any], experiment: Experiment | None = None) -> DefinitionCheck:
+    """Check a new definition (or, with `experiment`, an edit of it) against every rule.
+
+    `definition` holds model field names plus `variants` and, for a new experiment, `from`
+    (the key of the concluded experiment it follows). For an edit it holds the changes.
+    """
+    changes = dict(definition)
+    errors: dict[str, list[str]] = {}
+    if "from" in changes:
+        previous_key = changes.pop("from")
+        if experiment is not None:
+            errors["from"] = ["Only a new experiment can follow another."]
+        else:
+            follow_up = _follow_up(previous_key, changes.get("variants") or [])
+            if isinstance(follow_up, dict):
+                return DefinitionCheck(changes, changes, follow_up)
+            changes["previous"], changes["variants"] = follow_up
+    if experiment is None:
+        if Experiment.objects.filter(key=changes.get("key")).exists():
+            errors["key"] = [f"An experiment with key {changes['key']!r} already exists."]
+        whole = changes
+    else:
+        if "key" in changes and changes["key"] != experiment.key:
+            errors["key"] = ["The key of an experiment cannot change."]
+        whole = {**experiment_definition(experiment), **changes}
+    for path, messages in definition_errors(whole).items():
+        errors.setdefault(path, []).extend(messages)
+    return DefinitionCheck(whole, changes, errors)
+
+
+def _follow_up(previous_key: str, variants: list[dict]) -> tuple[Experiment, list[dict]] | dict[str, list[str]]:
+    """The concluded experiment and the variants with its concluded variant as the control, or the errors."""
+    previous = Experiment.objects.filter(key=previous_key).select_related("concluded_variant").first()
+    if previous is None:
+        return {"from": [f"No experiment with key {previous_key!r}."]}
+    if previous.concluded_variant is None:
+        return {"from": [f"Experiment {previous_key!r} is {previous.status}, not concluded: it has no winner "
+                         "to carry over."]}
+    if any(v.get("is_control") for v in variants):
+        return {"variants": [f"With from, the control is the concluded variant of {previous_key!r}; "
+                             "list only the challengers."]}
+    winner = previous.concluded_variant
+    champion = {"key": winner.key, "weight": winner.weight, "is_control": True, "payload": winner.payload}
+    return previous, [champion, *variants]
+
+
 @transaction.atomic
 def experiment_create(*, actor, definition: dict[str, Any]) -> Experiment:
-    """Store a valid definition as a draft with its variants, and audit it."""
+    """Check the rules (InvalidDefinition naming every broken one), store the draft with its variants, audit it."""
+    check = experiment_definition_check(definition=definition)
+    if check.errors:
+        raise InvalidDefinition(check.errors)
+    definition = check.whole
     fields = {name: value for name, value in definition.items() if name != "variants"}
     try:
         with transaction.atomic():
             experiment = Experiment.objects.create(created_by=_user_or_none(actor), **fields)
     except IntegrityError:
-        if Experiment.objects.filter(key=fields["key"]).exists():
+        if Experiment.objects.filter(key=fields["key"]).exists():  # created concurrently since the check
             raise InvalidDefinition({"key": [f"An experiment with key {fields['key']!r} already exists."]})
         raise
     _replace_variants(experiment, definition["variants"])
-    audit_record(experiment=experiment, action="created", actor=actor, details=_audit_view(definition))
+    audit_record(experiment=experiment, action=AuditAction.CREATED, actor=actor, details=_audit_view(definition))
     return experiment
 
 
 @transaction.atomic
 def experiment_update(*, experiment: Experiment, actor, changes: dict[str, Any]) -> Experiment:
-    """Apply validated changes: anything while a draft, only traffic_percent while running."""
+    """Check the rules on the definition with the changes merged in, then apply them.
+
+    Anything may change while a draft, only traffic_percent while running (WrongState otherwise).
+    """
     experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
+    check = experiment_definition_check(definition=changes, experiment=experiment)
+    if check.errors:
+        raise InvalidDefinition(check.errors)
+    changes = check.changes
     changed = {
         name: value for name, value in changes.items()
         if name == "variants" or getattr(experiment, name) != value
@@ -53,7 +130,7 @@ def experiment_update(*, experiment: Experiment, actor, changes: dict[str, Any])
     experiment.save()
     if "variants" in changed:
         _replace_variants(experiment, changed["variants"])
-    action = "traffic_changed" if set(changed) == {"traffic_percent"} else "updated"
+    action = AuditAction.TRAFFIC_CHANGED if set(changed) == {"traffic_percent"} else AuditAction.UPDATED
     audit_record(
         experiment=experiment, action=action, actor=actor,
         details={"before": _audit_view(before), "after": _audit_view(changed)},

@@ -13,11 +13,12 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from experiments.errors import RuleViolation, WrongState
-from experiments.models import Design, Experiment, MetricType, Observation, Status, Variant
+from experiments.errors import RuleViolation
+from experiments.lock import ensure_taking_observations
+from experiments.models import Design, Experiment, MetricType, Observation, Variant
 from experiments.observation_input import ItemErrors, ObservationRow
 from experiments.selectors import stored_assignments
-from experiments.unit_outcomes import Pairing, add_from_sql, add_rows, pairings
+from experiments.unit_outcomes.write import Pairing, add_from_sql, add_rows, pairings
 
 
 @dataclass(frozen=True)
@@ -26,17 +27,6 @@ class IngestResult:
 
     accepted: int
     duplicates: int
-
-
-def check_accepting(experiment: Experiment, now: datetime) -> None:
-    """WrongState unless the experiment runs, or is within its grace period after `ends_at`."""
-    if experiment.status != Status.RUNNING or now >= experiment.unlocks_at:
-        when = f" (its grace period ended at {experiment.unlocks_at.isoformat()})" if experiment.unlocks_at else ""
-        raise WrongState(
-            f"Experiment {experiment.key!r} is {experiment.status}{when}: observations are taken only "
-            "while it runs and during its grace period.",
-            status=experiment.status,
-        )
 
 
 def _resolve(experiment: Experiment, variants: list[Variant], rows: list[ObservationRow],
@@ -79,7 +69,7 @@ def _resolve(experiment: Experiment, variants: list[Variant], rows: list[Observa
 def observations_ingest(*, experiment: Experiment, rows: list[ObservationRow]) -> IngestResult:
     """Check every rule for every row, then store them all (RuleViolation and nothing stored if any fails)."""
     now = timezone.now()
-    check_accepting(experiment, now)
+    ensure_taking_observations(experiment, now)
     errors = ItemErrors()
     variants = list(experiment.variants.all())
     resolved = _resolve(experiment, variants, rows, errors)

@@ -3,11 +3,11 @@
 from django.db import transaction
 from django.utils import timezone
 
+from experiments.definitions.fields import experiment_definition
+from experiments.definitions.protocol import build_protocol, protocol_hash
+from experiments.definitions.rules import definition_errors
 from experiments.errors import InvalidDefinition, WrongState
 from experiments.models import Experiment, Status
-from experiments.protocol import build_protocol, protocol_hash
-from experiments.definition import definition_errors
-from experiments.selectors import experiment_definition
 from experiments.services.audit import audit_record
 
 

@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.stats import binomtest, chisquare
 
-from experiments import assignment
-from experiments.assignment import (
+from experiments import hashing
+from experiments.hashing import (
     assign,
     choose_variant,
     inclusion_hash,
@@ -114,14 +114,14 @@ def fixed_digest(first_eight_bytes: bytes):
 
 
 def test_the_largest_digest_is_clamped_below_one_so_full_traffic_includes_everyone(monkeypatch):
-    monkeypatch.setattr(assignment, "sha256", fixed_digest(b"\xff" * 8))
+    monkeypatch.setattr(hashing, "sha256", fixed_digest(b"\xff" * 8))
 
     assert unit_hash("anything") < 1.0
     assert assign("salt", "unit", 100, [("control", 1), ("a", 1), ("b", 1)]) == (True, "b")
 
 
 def test_a_hash_exactly_on_a_boundary_belongs_to_the_next_variant_and_is_out_at_that_traffic(monkeypatch):
-    monkeypatch.setattr(assignment, "sha256", fixed_digest(b"\x80" + bytes(7)))  # H = 2**63 / 2**64
+    monkeypatch.setattr(hashing, "sha256", fixed_digest(b"\x80" + bytes(7)))  # H = 2**63 / 2**64
 
     assert unit_hash("anything") == 0.5
     assert choose_variant("salt", "unit", [("control", 1), ("green", 1)]) == "green"
@@ -253,6 +253,6 @@ def test_inclusion_and_variant_are_independent_so_every_traffic_slice_has_the_sa
 
 
 def test_the_module_imports_without_django():
-    code = "import sys, experiments.assignment; sys.exit('django' in sys.modules)"
+    code = "import sys, experiments.hashing; sys.exit('django' in sys.modules)"
 
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={}).returncode == 0

@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 from django.contrib.admin.models import LogEntry
 
-from experiments.definition import definition_errors, planned_sample
+from experiments.definitions.planning import planned_sample
+from experiments.definitions.rules import definition_errors
 from experiments.models import AuditEvent, Experiment, Variant
 from experiments.services.lifecycle import experiment_start
 from tests.experiments.admin.pages import (

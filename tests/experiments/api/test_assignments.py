@@ -7,7 +7,7 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from experiments import assignment as hashing
+from experiments import hashing
 from experiments.models import Assignment, Experiment, Variant
 from experiments.services.lifecycle import experiment_start, experiment_stop
 from tests.factories import ExperimentFactory

@@ -14,7 +14,7 @@ from experiments.errors import WrongState
 from experiments.models import Experiment, Observation, UnitOutcome
 from experiments.services.assignment import assignments_for_units
 from experiments.services.csv_import import observations_import_csv
-from experiments.unit_outcomes import unit_outcomes_rebuild
+from experiments.unit_outcomes.write import unit_outcomes_rebuild
 from tests.experiments.builders import end_test_period, ingest, start
 
 # Committed data: the import checks the file on a second connection, which sees only what is

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from experiments.models import Observation, UnitOutcome
 from experiments.services import ingestion
-from experiments.unit_outcomes import pairings, unit_outcomes_rebuild
+from experiments.unit_outcomes.write import pairings, unit_outcomes_rebuild
 from tests.experiments.builders import start
 
 PATHS = pytest.mark.parametrize("insert", [ingestion._insert_with_copy, ingestion._insert_portably],

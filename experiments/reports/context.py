@@ -1,19 +1,17 @@
-"""Reads for the stakeholders' report: which experiments have one, and everything one page shows.
+"""Everything one report page shows, built from the experiment and its stored result.
 
-The lock is decided here, once: until `unlocks_at` has passed and a result is stored, the
-report context holds the protocol and the unlock time and nothing computed from outcomes
-(no units, means, effects, intervals, p-values, latencies or charts), so no template can
-leak them by mistake.
+Until the lock module says READY (`experiments.lock.result_state`), the context holds the
+protocol and the unlock time and nothing computed from outcomes (no units, means, effects,
+intervals, p-values, latencies or charts), so no template can leak them by mistake.
 """
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.utils import timezone
-
 from analysis.types import AnalysisPlan
-from experiments.models import AnalysisResult, Experiment, Status
+from experiments.choices import AuditAction, Outcome, Status
+from experiments.lock import ResultState, result_state, visible_result
+from experiments.models import Experiment
 from experiments.reports import charts
 from experiments.reports.aggregates import latency_by_variant, units_per_day
 from experiments.reports.tables import comparison_rows, effect_bars, mean_bars, protocol_rows, variant_rows
@@ -30,89 +28,21 @@ from experiments.reports.wording import (
 
 # The analysis plan's default, which every stored analysis ran with.
 MAX_INCOMPLETE_SHARE = AnalysisPlan.__dataclass_fields__["incomplete_pairs_max_share"].default
-LISTED_STATUSES = (Status.ANALYZED, Status.CONCLUDED, Status.STOPPED)
-OUTCOME_LABELS = {"promote": "Promote", "keep": "Keep", "inconclusive": "Inconclusive", "invalid": "Invalid"}
-AUDIT_LABELS = {
-    "created": "created", "updated": "edited", "started": "started", "stopped": "stopped",
-    "analysis_queued": "analysis queued", "analysis_requeued": "analysis queued again",
-    "analyzed": "analysed", "promoted": "promoted (concluded)", "traffic_changed": "traffic changed",
-}
-DETAILED_ACTIONS = {"started", "analyzed", "promoted", "traffic_changed"}
-
-
-class ReportState:
-    """What a report may show: the whole result, or only the protocol and why not more."""
-
-    READY = "ready"        # unlocked and analysed: everything
-    LOCKED = "locked"      # before ends_at + grace period: protocol and unlock time only
-    PENDING = "pending"    # unlocked, analysis queued or running: protocol only
-    STOPPED = "stopped"    # stopped early: protocol and the reason, never a result
-
-
-@dataclass(frozen=True)
-class ListedReport:
-    """One line of the report index."""
-
-    experiment: Experiment
-    outcome: str | None
-    outcome_label: str | None
-
-
-def report_list(*, now: datetime | None = None) -> list[ListedReport]:
-    """Analysed, concluded and stopped experiments, newest first, with the decision where unlocked."""
-    now = now or timezone.now()
-    experiments = (
-        Experiment.objects.filter(status__in=LISTED_STATUSES)
-        .select_related("result", "concluded_variant").order_by("-updated_at", "-id")
-    )
-    listed = []
-    for experiment in experiments:
-        result = getattr(experiment, "result", None)
-        if report_state(experiment, result, now) == ReportState.READY:
-            listed.append(ListedReport(experiment, result.outcome, OUTCOME_LABELS[result.outcome]))
-        else:
-            listed.append(ListedReport(experiment, None, None))
-    return listed
-
-
-def report_experiment_get(key: str) -> Experiment:
-    """The experiment behind a report, or Experiment.DoesNotExist (a draft has no report)."""
-    return (
-        Experiment.objects.exclude(status=Status.DRAFT).with_variants()
-        .select_related("concluded_variant", "previous").get(key=key)
-    )
-
-
-def report_result_get(experiment: Experiment) -> AnalysisResult | None:
-    """The stored result, if the analysis has run (whether it may be shown is report_state's call)."""
-    return AnalysisResult.objects.filter(experiment=experiment).first()
-
-
-def report_state(experiment: Experiment, result: AnalysisResult | None, now: datetime) -> str:
-    """The one place that decides how much of a report may be seen right now."""
-    if experiment.status == Status.STOPPED:
-        return ReportState.STOPPED
-    if experiment.unlocks_at is None or now < experiment.unlocks_at:
-        return ReportState.LOCKED
-    if result is None:
-        return ReportState.PENDING
-    return ReportState.READY
+DETAILED_ACTIONS = {AuditAction.STARTED, AuditAction.ANALYZED, AuditAction.PROMOTED, AuditAction.TRAFFIC_CHANGED}
 
 
 def report_context(experiment: Experiment, *, now: datetime | None = None) -> dict[str, Any]:
     """Everything the report page renders; outcome figures only when the state is READY."""
-    now = now or timezone.now()
-    result = report_result_get(experiment)
-    state = report_state(experiment, result, now)
+    state = result_state(experiment, now)
     context: dict[str, Any] = {
         "experiment": experiment,
         "state": state,
         "metric": metric_label(experiment.metric_name),
         "protocol_rows": protocol_rows(experiment),
-        "audit_events": _audit_rows(experiment, show_details=state in (ReportState.READY, ReportState.STOPPED)),
+        "audit_events": _audit_rows(experiment, show_details=state in (ResultState.READY, ResultState.STOPPED)),
     }
-    if state == ReportState.READY:
-        context.update(_result_context(experiment, result.document))
+    if state == ResultState.READY:
+        context.update(_result_context(experiment, visible_result(experiment, now).document))
     return context
 
 
@@ -134,7 +64,7 @@ def _result_context(experiment: Experiment, document: dict) -> dict[str, Any]:
         "comparison_rows": comparison_rows(document, scale),
         "checks": _checks(document, experiment.design),
         "decision": document["decision"],
-        "outcome_label": OUTCOME_LABELS[document["decision"]["outcome"]],
+        "outcome_label": Outcome(document["decision"]["outcome"]).label,
         "decision_sentence": decision_sentence(
             design=experiment.design, metric_name=experiment.metric_name, metric_type=protocol["metric"]["type"],
             document=document, control=control.key, alpha=protocol["alpha"], mde=protocol.get("mde"), level=level,
@@ -149,7 +79,7 @@ def _audit_rows(experiment: Experiment, *, show_details: bool) -> list[dict[str,
     """The audit trail; while locked without details, which could name an outcome or a variant."""
     return [
         {
-            "at": event.at, "action": event.action, "label": AUDIT_LABELS.get(event.action, event.action),
+            "at": event.at, "action": event.action, "label": event.get_action_display(),
             "actor": event.actor_label, "reason": event.reason,
             "details": _details(event) if show_details else "",
         }
@@ -162,7 +92,7 @@ def _details(event) -> str:
     # better; the details worth a column are the hash, the outcome and the variant.
     if event.action not in DETAILED_ACTIONS:
         return ""
-    if event.action == "traffic_changed":
+    if event.action == AuditAction.TRAFFIC_CHANGED:
         before, after = event.details.get("before", {}), event.details.get("after", {})
         return f"traffic {before.get('traffic_percent')}% → {after.get('traffic_percent')}%"
     return "; ".join(f"{name}: {'–' if value is None else value}" for name, value in event.details.items())
@@ -193,7 +123,7 @@ def _checks(document: dict, design: str) -> list[dict[str, Any]]:
 
 
 def _promotion(experiment: Experiment) -> dict[str, Any]:
-    promoted = experiment.audit_events.filter(action="promoted").order_by("-at").first()
+    promoted = experiment.audit_events.filter(action=AuditAction.PROMOTED).order_by("-at").first()
     return {
         "concluded": experiment.status == Status.CONCLUDED,
         "variant": experiment.concluded_variant.key if experiment.concluded_variant else None,

@@ -1,9 +1,4 @@
-"""Django admin: define experiments, follow them while locked, act on their results; API keys.
-
-Writes go through the same services as the REST API (so every change is audited) and the
-form checks the same definition rules; see docs/admin.md. Observations and assignments are
-deliberately not registered: while an experiment is locked the admin shows counts only.
-"""
+"""The experiment admin: a definition form with a power preview, lifecycle buttons, progress and result."""
 
 import copy
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -17,22 +12,19 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.timesince import timeuntil
-from rest_framework_api_key.admin import APIKeyModelAdmin
 
-from experiments.admin_forms import (
-    ExperimentAdminForm, StopForm, VariantForm, VariantInlineFormSet, frozen_preview, power_preview,
-)
-from experiments.admin_lifecycle import ACTIONS, analysis_result, available_actions, error_text
+from experiments.admin.forms import ExperimentAdminForm, StopForm
+from experiments.admin.inlines import AuditTrailInline, VariantInline
+from experiments.admin.lifecycle import ACTIONS, available_actions, error_text
+from experiments.admin.preview import frozen_preview, power_preview
+from experiments.definitions.fields import DEFINITION_FIELDS, experiment_definition
 from experiments.errors import ExperimentError
-from experiments.models import AuditEvent, Experiment, ServiceKey, Status, UserToken, Variant
-from experiments.selectors import DEFINITION_FIELDS, experiment_definition, experiment_progress
+from experiments.lock import is_locked, visible_result
+from experiments.models import Experiment, Status
+from experiments.permissions import RUN
+from experiments.selectors import experiment_progress
 from experiments.services.definition import RUNNING_EDITABLE_FIELDS, experiment_create, experiment_update
 
-admin.site.site_header = "Experiments"
-admin.site.site_title = "Experiments admin"
-admin.site.index_title = "Preregistered A/B and champion/challenger tests"
-
-ADD, CHANGE, VIEW, RUN = (f"experiments.{name}_experiment" for name in ("add", "change", "view", "run"))
 TEMPLATES = "admin/experiments/experiment"
 DAILY_UNITS = "expected_daily_units"
 
@@ -54,60 +46,6 @@ def figure(value: float | None, spec: str = ".4g", suffix: str = "") -> str:
 def with_query(url: str, **params) -> str:
     parts = urlsplit(url)
     return urlunsplit(parts._replace(query=urlencode({**dict(parse_qsl(parts.query)), **params})))
-
-
-class VariantInline(admin.TabularInline):
-    """The arms; editable while a draft, by whoever may add or change experiments."""
-
-    model = Variant
-    form = VariantForm
-    formset = VariantInlineFormSet
-    fields = ("key", "weight", "is_control", "payload")
-    ordering = ("position", "id")
-
-    def get_extra(self, request, obj=None, **kwargs) -> int:
-        return 2 if obj is None else 0
-
-    def _can_edit(self, request, obj) -> bool:
-        if obj is None:
-            return request.user.has_perm(ADD)
-        return request.user.has_perm(CHANGE) and obj.status == Status.DRAFT
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return request.user.has_perm(VIEW) or request.user.has_perm(CHANGE)
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return self._can_edit(request, obj)
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return self._can_edit(request, obj)
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return self._can_edit(request, obj)
-
-
-class AuditTrailInline(admin.TabularInline):
-    """Who did what, when and why: read-only for everyone."""
-
-    model = AuditEvent
-    verbose_name = "audit event"
-    verbose_name_plural = "audit trail"
-    extra = 0
-    can_delete = False
-    fields = ("at", "action", "actor_label", "reason", "details")
-    readonly_fields = fields
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return request.user.has_perm(VIEW) or request.user.has_perm(CHANGE)
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Experiment)
@@ -145,7 +83,7 @@ class ExperimentAdmin(admin.ModelAdmin):
         if obj is None or (obj.status == Status.DRAFT and self.has_change_permission(request, obj)):
             timing.append(DAILY_UNITS)
         protocol = [
-            ("Question", {"fields": ["key", "name", "hypothesis", "design"],
+            ("Question", {"fields": ["key", "name", "hypothesis", "design", *(["follows"] if obj is None else [])],
                           "description": "What is tested, and how units are split between the versions."}),
             ("Metric", {"fields": ["metric_name", "metric_type", "metric_direction", "baseline_mean", "baseline_sd"],
                         "description": "The one number that decides, and what it is today."}),
@@ -162,7 +100,7 @@ class ExperimentAdmin(admin.ModelAdmin):
         panels = ["status_summary"]
         if obj.status != Status.DRAFT:
             panels += ["frozen_protocol", "progress_summary"]
-        if analysis_result(obj) is not None:
+        if visible_result(obj) is not None:
             panels.append("result_summary")
         return panels
 
@@ -237,7 +175,7 @@ class ExperimentAdmin(admin.ModelAdmin):
             else:
                 definition = experiment_definition(obj) if obj is not None else None
                 units = daily_units(request.GET)
-            context["power_preview"] = power_preview(definition, daily_units=units)
+            context["power_preview"] = power_preview(definition, daily_units=units, experiment=obj)
             context["power_preview_url"] = self._url("change_preview" if obj else "preview",
                                                      *([obj.pk] if obj else []))
         if obj is not None:
@@ -246,7 +184,7 @@ class ExperimentAdmin(admin.ModelAdmin):
                 {"label": ACTIONS[name].label, "url": self._url(name, obj.pk), "name": name}
                 for name in (available_actions(obj) if can_run else [])
             ]
-            if analysis_result(obj) is not None:
+            if visible_result(obj) is not None:
                 context["report_url"] = report_url(obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
@@ -283,9 +221,9 @@ class ExperimentAdmin(admin.ModelAdmin):
         if obj is not None and obj.status != Status.DRAFT:
             preview = frozen_preview(obj, daily_units=units)
         elif "variants-TOTAL_FORMS" in request.GET and (obj is None or self.has_change_permission(request, obj)):
-            preview = power_preview(self._bound_definition(request, obj), daily_units=units)
+            preview = power_preview(self._bound_definition(request, obj), daily_units=units, experiment=obj)
         else:
-            preview = power_preview(experiment_definition(obj) if obj else None, daily_units=units)
+            preview = power_preview(experiment_definition(obj) if obj else None, daily_units=units, experiment=obj)
         html = render_to_string(f"{TEMPLATES}/power_preview.html", {"preview": preview}, request=request)
         return JsonResponse({**preview, "html": html})
 
@@ -332,7 +270,7 @@ class ExperimentAdmin(admin.ModelAdmin):
     def status_summary(self, obj):
         return render_to_string(f"{TEMPLATES}/status_summary.html", {
             "experiment": obj, "now": timezone.now(),
-            "locked": obj.unlocks_at is not None and timezone.now() < obj.unlocks_at,
+            "locked": obj.unlocks_at is not None and is_locked(obj),
         })
 
     @admin.display(description="frozen protocol")
@@ -348,12 +286,12 @@ class ExperimentAdmin(admin.ModelAdmin):
         planned = (obj.protocol or {}).get("sample_size_per_variant") or {}
         rows = [{"key": key, "units": units, "planned": planned.get(key)} for key, units in progress["units"].items()]
         return render_to_string(f"{TEMPLATES}/progress_summary.html",
-                                {"progress": progress, "rows": rows, "analysed": analysis_result(obj) is not None,
+                                {"progress": progress, "rows": rows, "analysed": visible_result(obj) is not None,
                                  **self._bar(progress["share_of_plan"])})
 
     @admin.display(description="result")
     def result_summary(self, obj):
-        document = analysis_result(obj).document
+        document = visible_result(obj).document
         checks = document.get("checks") or {}
         return render_to_string(f"{TEMPLATES}/result_summary.html", {
             "decision": document.get("decision") or {},
@@ -395,21 +333,11 @@ class ExperimentAdmin(admin.ModelAdmin):
         if now < obj.ends_at:
             days = (obj.ends_at - now).total_seconds() / 86400
             return f"{days:.1f} days" if days >= 1 else timeuntil(obj.ends_at, now)
-        return "ended; analysis due" if now >= obj.unlocks_at else f"ended; unlocks in {timeuntil(obj.unlocks_at, now)}"
+        return f"ended; unlocks in {timeuntil(obj.unlocks_at, now)}" if is_locked(obj, now) else "ended; analysis due"
 
     @admin.display(description="decision")
     def decision(self, obj):
-        result = analysis_result(obj)
+        result = visible_result(obj)
         if result is None:
             return None
         return f"{result.outcome} ({result.winner})" if result.winner else result.outcome
-
-
-@admin.register(ServiceKey)
-class ServiceKeyAdmin(APIKeyModelAdmin):
-    pass
-
-
-@admin.register(UserToken)
-class UserTokenAdmin(APIKeyModelAdmin):
-    list_display = (*APIKeyModelAdmin.list_display, "user")

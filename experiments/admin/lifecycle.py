@@ -1,7 +1,7 @@
 """The admin's lifecycle buttons: which apply in which state, what each asks and does.
 
-Each button calls the same service as the REST API; while an experiment is locked no
-result is ever read, whatever its status says.
+Each button calls the same service as the REST API; which buttons show while locked is
+the lock module's call (`experiments.lock`).
 """
 
 from dataclasses import dataclass
@@ -9,23 +9,13 @@ from typing import Callable
 
 from django.utils import timezone
 
+from experiments.choices import Outcome, Status
 from experiments.errors import ExperimentError, InvalidDefinition
-from experiments.models import AnalysisResult, Experiment, Status
+from experiments.lock import is_locked, visible_result
+from experiments.models import Experiment
 from experiments.services.analysis import experiment_request_analysis
 from experiments.services.lifecycle import experiment_start, experiment_stop
 from experiments.services.promotion import experiment_promote
-
-
-def analysis_result(experiment: Experiment) -> AnalysisResult | None:
-    """The stored result, once the lock has lifted and the analysis ran; None before."""
-    # The analysis refuses to run while locked, so a locked result cannot exist; checking
-    # the lock here as well keeps the admin from ever showing one, whatever happened.
-    if experiment.unlocks_at is None or timezone.now() < experiment.unlocks_at:
-        return None
-    try:
-        return experiment.result
-    except AnalysisResult.DoesNotExist:
-        return None
 
 
 @dataclass(frozen=True)
@@ -84,9 +74,9 @@ def available_actions(experiment: Experiment) -> list[str]:
     if experiment.status == Status.DRAFT:
         return ["start"]
     if experiment.status == Status.RUNNING:
-        return ["stop", "analyse"] if timezone.now() >= experiment.unlocks_at else ["stop"]
-    result = analysis_result(experiment)
-    if experiment.status == Status.ANALYZED and result is not None and result.outcome != "invalid":
+        return ["stop"] if is_locked(experiment) else ["stop", "analyse"]
+    result = visible_result(experiment)
+    if experiment.status == Status.ANALYZED and result is not None and result.outcome != Outcome.INVALID:
         return ["promote"]
     return []
 

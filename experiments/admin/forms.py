@@ -1,13 +1,12 @@
 """The admin's experiment forms: the API's definition rules mapped onto form fields, and the power preview.
 
-The admin validates with the same `definition_errors` as the REST API, on the same flat
-definition dict (model field names plus `variants`), so that both reject exactly the same
-definitions with the same words. Only the error paths are translated: `metric.type` goes
+The admin asks the same service as the REST API (`experiment_definition_check`), on the
+same flat definition dict (model field names plus `variants`, and `from` for a follow-up),
+so that both reject exactly the same definitions with the same words. Only the error paths are translated: `metric.type` goes
 to the metric_type field, `variants[1].weight` to the weight of the second variant row,
 and `variants` to the form's non-field errors.
 """
 
-import math
 import re
 from datetime import timedelta
 from typing import Any
@@ -17,14 +16,14 @@ from django.forms.formsets import DELETION_FIELD_NAME
 from django.forms.models import BaseInlineFormSet
 from django.utils.dateparse import parse_duration
 
-from analysis.errors import AnalysisError
-from experiments.definition import FIELD_PATHS, definition_errors, definition_warnings, planned_sample
-from experiments.models import Design, Experiment, Status, Variant
-from experiments.protocol import iso_duration
-from experiments.selectors import DEFINITION_FIELDS, experiment_definition
-from experiments.services.definition import RUNNING_EDITABLE_FIELDS
+from experiments.definitions.durations import iso_duration
+from experiments.definitions.fields import DEFINITION_FIELDS, experiment_definition
+from experiments.definitions.rules import FIELD_PATHS
+from experiments.limits import MAX_REASON_LENGTH
+from experiments.models import Experiment, Status, Variant
+from experiments.services.definition import RUNNING_EDITABLE_FIELDS, experiment_definition_check
 
-FIELDS_BY_PATH = {path: field for field, path in FIELD_PATHS.items()}
+FIELDS_BY_PATH = {**{path: field for field, path in FIELD_PATHS.items()}, "from": "follows"}
 VARIANT_PATH = re.compile(r"^variants\[(\d+)\]\.(\w+)$")
 
 # Plain words for people who define experiments; the model's help texts are written for developers.
@@ -148,18 +147,19 @@ class ExperimentAdminForm(forms.ModelForm):
                   "per day at 100% traffic. The preview then tells how many days the planned sample needs.",
     )
 
+    follows = forms.ModelChoiceField(
+        label="Follow-up of", required=False, to_field_name="key",
+        queryset=Experiment.objects.filter(status=Status.CONCLUDED).order_by("key"),
+        help_text="Optional: a concluded experiment whose winner becomes this one's control (champion), "
+                  "payload included. List only the challengers below then; none of them is the control.",
+    )
+
     class Meta:
         model = Experiment
         fields = DEFINITION_FIELDS
         field_classes = {"duration": IsoDurationFormField, "grace_period": IsoDurationFormField}
         help_texts = HELP_TEXTS
         widgets = {"hypothesis": forms.Textarea(attrs={"rows": 3, "cols": 80})}
-
-    def clean_key(self) -> str:
-        key = self.cleaned_data["key"]
-        if Experiment.objects.filter(key=key).exclude(pk=self.instance.pk).exists():
-            raise forms.ValidationError(f"An experiment with key {key!r} already exists.")
-        return key
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -170,7 +170,9 @@ class ExperimentAdminForm(forms.ModelForm):
                                **{name: cleaned[name] for name in RUNNING_EDITABLE_FIELDS if name in cleaned}}
         else:
             self.definition = self._draft_definition(cleaned)
-        self._add_definition_errors(definition_errors(self.definition))
+        experiment = self.instance if self.instance.pk is not None else None
+        self._add_definition_errors(
+            experiment_definition_check(definition=self.definition, experiment=experiment).errors)
         return self.cleaned_data
 
     def _draft_definition(self, cleaned: dict[str, Any]) -> dict[str, Any]:
@@ -181,6 +183,8 @@ class ExperimentAdminForm(forms.ModelForm):
             self.variant_forms = formset.definition_forms()
             definition["variants"] = [variant_from_form(form) for form in self.variant_forms]
         definition.setdefault("variants", [])
+        if cleaned.get("follows") is not None:
+            definition["from"] = cleaned["follows"].key
         return definition
 
     def _add_definition_errors(self, errors: dict[str, list[str]]) -> None:
@@ -219,69 +223,6 @@ class StopForm(forms.Form):
     """Why a running test is abandoned; the reason goes into the audit trail and the report."""
 
     reason = forms.CharField(
-        max_length=2000, widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
+        max_length=MAX_REASON_LENGTH, widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
         help_text="Say why, for the audit trail and the report, e.g. \u201cthe green button broke checkout on iOS\u201d.",
     )
-
-
-def power_preview(definition: dict[str, Any] | None, *, daily_units: int | None) -> dict[str, Any]:
-    """The sample size a draft would freeze if started now, and how many days it needs.
-
-    Days needed = the longest time any variant takes to reach its planned size, each variant
-    getting daily units x traffic share x its weight share (for A/B). With sizes that follow
-    the weights this is total planned units / (daily units x traffic share). Champion/challenger
-    scores every sampled request with every variant, so it needs the control's size in requests.
-    """
-    preview: dict[str, Any] = {
-        "sample_size_per_variant": None, "mde": None, "total_units": None, "expected_daily_units": daily_units,
-        "days_needed": None, "duration_days": None, "duration": None, "warnings": [], "errors": {},
-    }
-    if not definition:
-        return preview
-    errors = definition_errors(definition)
-    if errors:
-        preview["errors"] = errors
-        return preview
-    try:
-        mde, sizes = planned_sample(definition)
-    except (AnalysisError, ArithmeticError, KeyError, StopIteration) as error:
-        preview["errors"] = {"mde": [str(error)]}
-        return preview
-    return _schedule(preview, definition, mde=mde, sizes=sizes, daily_units=daily_units)
-
-
-def frozen_preview(experiment: Experiment, *, daily_units: int | None) -> dict[str, Any]:
-    """The same figures for a started experiment, from its frozen protocol (no outcome in it)."""
-    protocol = experiment.protocol or {}
-    preview: dict[str, Any] = {"expected_daily_units": daily_units, "warnings": [], "errors": {}}
-    return _schedule(preview, experiment_definition(experiment), mde=protocol.get("mde"),
-                     sizes=protocol.get("sample_size_per_variant") or {}, daily_units=daily_units)
-
-
-def _schedule(preview: dict[str, Any], definition: dict[str, Any], *, mde, sizes: dict[str, int],
-              daily_units: int | None) -> dict[str, Any]:
-    champion_challenger = definition["design"] == Design.CHAMPION_CHALLENGER
-    duration_days = definition["duration"].total_seconds() / 86400
-    preview.update(
-        sample_size_per_variant=sizes, mde=mde, duration_days=duration_days,
-        duration=iso_duration(definition["duration"]),
-        total_units=max(sizes.values(), default=0) if champion_challenger else sum(sizes.values()),
-        warnings=list(definition_warnings(definition)),
-    )
-    if daily_units and sizes:
-        included_per_day = daily_units * definition["traffic_percent"] / 100
-        if champion_challenger:
-            days = preview["total_units"] / included_per_day
-        else:
-            total_weight = sum(v["weight"] for v in definition["variants"])
-            days = max(sizes[v["key"]] / (included_per_day * v["weight"] / total_weight)
-                       for v in definition["variants"])
-        preview["days_needed"] = days
-        if days > duration_days:
-            preview["warnings"].append(
-                f"At {daily_units:,} units a day and {definition['traffic_percent']:g}% traffic the planned "
-                f"sample needs about {math.ceil(days * 10) / 10:g} days, but the test runs "
-                f"{duration_days:g} days: it would end underpowered (inconclusive). Raise the traffic, "
-                "lengthen the duration or accept a larger minimum change."
-            )
-    return preview

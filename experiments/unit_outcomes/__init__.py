@@ -1,0 +1,1 @@
+"""Each unit's observations summed (`UnitOutcome`): written at ingestion (`write`), aggregated by the analysis (`read`)."""
