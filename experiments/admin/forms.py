@@ -150,7 +150,7 @@ class ExperimentAdminForm(forms.ModelForm):
     follows = forms.ModelChoiceField(
         label="Follow-up of", required=False, to_field_name="key",
         queryset=Experiment.objects.filter(status=Status.CONCLUDED).order_by("key"),
-        help_text="Optional: a concluded experiment whose winner becomes this one's control (champion), "
+        help_text="Optional: a concluded experiment; its concluded variant becomes this one's control (champion), "
                   "payload included. List only the challengers below then; none of them is the control.",
     )
 
