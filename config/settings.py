@@ -153,6 +153,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(_queue_dir),
         "processed_folder": str(VAR_DIR / "celery" / "processed"),
         "store_processed": False,
+        # kombu writes its exchange tables here; its default is ./control, in the working tree.
+        "control_folder": str(VAR_DIR / "celery" / "control"),
     }
 else:
     # A task that is not acknowledged within this time is delivered again (acks_late): it

@@ -1,8 +1,9 @@
 """REST endpoints for experiments: create, list, read, edit a draft, start and stop."""
 
 from django.http import Http404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -15,6 +16,19 @@ from experiments.selectors import experiment_get
 from experiments.services.definition import experiment_create, experiment_update
 from experiments.services.lifecycle import experiment_start, experiment_stop
 from experiments.services.promotion import experiment_promote
+
+
+class ExperimentPagination(PageNumberPagination):
+    """`{count, next, previous, results}`, newest first: a change of part 1's plain list (README)."""
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+    @classmethod
+    def schema_parameters(cls) -> list[OpenApiParameter]:
+        return [OpenApiParameter("page", int, description="Page number, from 1."),
+                OpenApiParameter("page_size", int, description=f"Experiments per page, at most {cls.max_page_size}.")]
 
 
 def not_found(key: str) -> Http404:
@@ -39,10 +53,13 @@ class ExperimentListCreateApi(APIView):
     permission_classes = [PersonHasPermission]
     required_permissions = {"GET": VIEW, "POST": ADD}
 
-    @extend_schema(responses=ExperimentSerializer(many=True))
+    @extend_schema(responses=ExperimentSerializer(many=True), parameters=ExperimentPagination.schema_parameters())
     def get(self, request):
-        experiments = Experiment.objects.with_variants().order_by("-created_at")
-        return Response(ExperimentSerializer(experiments, many=True).data)
+        experiments = Experiment.objects.with_variants().select_related("concluded_variant", "previous") \
+            .order_by("-created_at", "-id")
+        paginator = ExperimentPagination()
+        page = paginator.paginate_queryset(experiments, request, view=self)
+        return paginator.get_paginated_response(ExperimentSerializer(page, many=True).data)
 
     @extend_schema(request=ExperimentInputSerializer, responses={201: ExperimentSerializer})
     def post(self, request):

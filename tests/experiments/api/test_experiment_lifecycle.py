@@ -215,4 +215,20 @@ def test_the_list_shows_every_experiment(viewer_client):
     response = viewer_client.get(URL)
 
     assert response.status_code == 200
-    assert {e["key"] for e in response.json()} == {"first", "second"}
+    # Paginated since part 2 (README, "REST API"): {count, next, previous, results}.
+    assert {e["key"] for e in response.json()["results"]} == {"first", "second"}
+
+
+@pytest.mark.django_db
+def test_the_list_is_paginated_newest_first(viewer_client):
+    for index in range(7):
+        ExperimentFactory(key=f"e{index}")
+
+    first = viewer_client.get(URL, {"page_size": 3}).json()
+    last = viewer_client.get(first["next"].replace("http://testserver", "")).json()
+    last = viewer_client.get(last["next"].replace("http://testserver", "")).json()
+
+    assert first["count"] == 7 and first["previous"] is None
+    assert [e["key"] for e in first["results"]] == ["e6", "e5", "e4"]
+    assert [e["key"] for e in last["results"]] == ["e0"] and last["next"] is None
+    assert viewer_client.get(URL, {"page": 9}).status_code == 404
