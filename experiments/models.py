@@ -291,9 +291,9 @@ class UnitOutcome(models.Model):
     Champion/challenger: one row per (unit, challenger), pairing that challenger's
     observations of the unit (`count`, `total`) with the champion's (`control_count`,
     `control_total`), so that the paired summaries are one plain aggregate over one row per
-    pair. Grouping every observation by unit at analysis time instead costs about ten bare
-    aggregates at 10M observations (bench/analysis.py); keeping these sums costs the
-    ingestion one upsert per unit and batch (bench/ingest.py).
+    pair. Grouping every observation by unit at analysis time instead costs many times more
+    than the aggregate, while keeping these sums costs the ingestion one upsert per unit and
+    batch (figures in bench/README.md).
 
     Written in the same transaction as the observations it sums, only for observations
     actually stored (not for repeated ids); `unit_outcomes_rebuild` recomputes it from them.

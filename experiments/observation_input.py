@@ -1,7 +1,7 @@
 """Parsing raw observation items (from JSON or a CSV/JSON Lines file) into typed rows.
 
 This runs on up to 10,000 items per request, so it is a plain loop rather than a DRF
-serializer (which costs tens of microseconds per field). Every problem is collected, keyed
+serializer (whose per-field cost dominates at that size). Every problem is collected, keyed
 by the item's path (`observations[3].value`), so that one answer lists them all.
 """
 
