@@ -3,7 +3,6 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-
 # The sums of the observations stored before this migration. The SQL is written out here
 # rather than imported from experiments.unit_outcomes, whose code may change with later
 # schemas: a migration must keep meaning what it meant.

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from analysis.pipeline import analyze
 from analysis.types import AnalysisPlan, VariantPlan
+from experiments.choices import AuditAction, Outcome
 from experiments.errors import WrongState
 from experiments.lock import UNLOCKS_AT, ensure_unlocked, lifted
 from experiments.models import AnalysisResult, Experiment, Status
@@ -40,7 +41,7 @@ def experiment_request_analysis(*, experiment: Experiment, actor) -> Experiment:
     experiment.status = Status.ANALYZING
     experiment.analysis_queued_at = now
     experiment.save(update_fields=["status", "analysis_queued_at", "updated_at"])
-    audit_record(experiment=experiment, action="analysis_queued", actor=actor)
+    audit_record(experiment=experiment, action=AuditAction.ANALYSIS_QUEUED, actor=actor)
     _queue([experiment.pk])
     return experiment
 
@@ -63,7 +64,7 @@ def experiments_queue_due_analyses(*, now: datetime | None = None) -> list[int]:
         )
     )
     for experiment in due:
-        action = "analysis_queued" if experiment.status == Status.RUNNING else "analysis_requeued"
+        action = AuditAction.ANALYSIS_QUEUED if experiment.status == Status.RUNNING else AuditAction.ANALYSIS_REQUEUED
         experiment.status = Status.ANALYZING
         experiment.analysis_queued_at = now
         experiment.save(update_fields=["status", "analysis_queued_at", "updated_at"])
@@ -127,9 +128,9 @@ def analysis_run(*, experiment_id: int) -> AnalysisResult:
     )
     experiment.status = Status.ANALYZED
     experiment.save(update_fields=["status", "updated_at"])
-    audit_record(experiment=experiment, action="analyzed", actor=None,
+    audit_record(experiment=experiment, action=AuditAction.ANALYZED, actor=None,
                  details={"outcome": result.decision.outcome, "variant": result.decision.variant})
     logger.info("analysed %s: %s", experiment.key, result.decision.outcome)
-    if experiment.auto_promote and result.decision.outcome != "invalid":
+    if experiment.auto_promote and result.decision.outcome != Outcome.INVALID:
         experiment_promote(experiment=experiment, actor=None)
     return stored

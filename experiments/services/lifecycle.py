@@ -3,6 +3,7 @@
 from django.db import transaction
 from django.utils import timezone
 
+from experiments.choices import AuditAction
 from experiments.definitions.fields import experiment_definition
 from experiments.definitions.protocol import build_protocol, protocol_hash
 from experiments.definitions.rules import definition_errors
@@ -32,7 +33,7 @@ def experiment_start(*, experiment: Experiment, actor) -> Experiment:
     experiment.ends_at = started_at + experiment.duration
     experiment.status = Status.RUNNING
     experiment.save()
-    audit_record(experiment=experiment, action="started", actor=actor,
+    audit_record(experiment=experiment, action=AuditAction.STARTED, actor=actor,
                  details={"protocol_hash": experiment.protocol_hash})
     return experiment
 
@@ -47,5 +48,5 @@ def experiment_stop(*, experiment: Experiment, actor, reason: str) -> Experiment
     experiment.status = Status.STOPPED
     experiment.stop_reason = reason
     experiment.save()
-    audit_record(experiment=experiment, action="stopped", actor=actor, reason=reason)
+    audit_record(experiment=experiment, action=AuditAction.STOPPED, actor=actor, reason=reason)
     return experiment

@@ -3,6 +3,7 @@
 from django.db import transaction
 from django.utils import timezone
 
+from experiments.choices import AuditAction, Outcome
 from experiments.errors import WrongState
 from experiments.models import AnalysisResult, Experiment, Status
 from experiments.services.audit import audit_record
@@ -26,17 +27,17 @@ def experiment_promote(*, experiment: Experiment, actor) -> Experiment:
         raise WrongState(f"Experiment {experiment.key!r} is {experiment.status}: only an analysed experiment "
                          "can be promoted.", status=experiment.status)
     result = AnalysisResult.objects.get(experiment=experiment)
-    if result.outcome == "invalid":
+    if result.outcome == Outcome.INVALID:
         raise WrongState(
             f"The analysis of {experiment.key!r} is invalid ({result.document['decision']['reason']}): "
             "nothing can be promoted from it.", status=experiment.status, outcome=result.outcome,
         )
     variants = experiment.variants.all()
-    winner = (variants.get(key=result.winner) if result.outcome == "promote" else variants.get(is_control=True))
+    winner = (variants.get(key=result.winner) if result.outcome == Outcome.PROMOTE else variants.get(is_control=True))
     experiment.status = Status.CONCLUDED
     experiment.concluded_variant = winner
     experiment.concluded_at = timezone.now()
     experiment.save(update_fields=["status", "concluded_variant", "concluded_at", "updated_at"])
-    audit_record(experiment=experiment, action="promoted", actor=actor,
+    audit_record(experiment=experiment, action=AuditAction.PROMOTED, actor=actor,
                  details={"outcome": result.outcome, "variant": winner.key, "protocol_hash": result.protocol_hash})
     return experiment
