@@ -183,6 +183,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("ANALYSIS_SWEEP_SECONDS", default=60.0),
     },
 }
+# An analysis without a result whose experiment row is not locked (no worker runs it) is
+# queued again this long after it was handed to the broker: a lost message or a worker that
+# died. Two sweeps at most later it runs again, instead of after the broker's redelivery.
+ANALYSIS_REQUEUE_SECONDS = env.int("ANALYSIS_REQUEUE_SECONDS", default=120)
+# How long queueing an analysis waits for the broker before leaving it to the sweep.
+BROKER_PUBLISH_TIMEOUT_SECONDS = env.float("BROKER_PUBLISH_TIMEOUT_SECONDS", default=1.0)
 # PostgreSQL work_mem for the analysis transaction (per-unit aggregation of millions of rows).
 ANALYSIS_WORK_MEM = env("ANALYSIS_WORK_MEM", default="256MB")
 

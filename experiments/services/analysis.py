@@ -1,15 +1,29 @@
-"""The preregistered analysis: queued when the lock lifts, run once, stored immutably."""
+"""The preregistered analysis: queued when the lock lifts, run once, stored immutably.
+
+Queueing survives a broker outage and a dead worker without anyone acting. The status
+change is committed first; handing the task to the broker comes after, and when the broker
+does not answer the experiment keeps `analysis_queued_at` empty, which the beat sweep reads
+as "queue me". A running analysis holds its experiment's row lock for its whole transaction:
+that lock is the lease. The sweep skips locked rows and re-queues an analysis that is
+neither running (its row is free) nor stored `ANALYSIS_REQUEUE_SECONDS` after it was queued,
+so a worker killed mid-analysis (its connection, and so the lock, dies with it) is replaced
+within a sweep or two instead of the broker's redelivery timeout. Running twice is harmless:
+the row lock serialises runs and the one-to-one result is stored once.
+"""
 
 import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DataError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
 
-from analysis.pipeline import analyze
+from analysis.errors import AnalysisError
+from analysis.pipeline import analyze, hypothesis_test_name
 from analysis.types import AnalysisPlan, VariantPlan
+from config.celery_app import app as celery_app
 from experiments.choices import AuditAction, Outcome
 from experiments.errors import WrongState
 from experiments.lock import UNLOCKS_AT, ensure_unlocked, lifted
@@ -21,17 +35,42 @@ from experiments.unit_outcomes.read import analysis_data
 logger = logging.getLogger(__name__)
 
 
-def _queue(experiment_ids: list[int]) -> None:
+# What kombu raises when the broker does not answer (refused, reset, timed out).
+BROKER_ERRORS = (KombuOperationalError, ConnectionError, OSError)
+
+
+def _hand_to_broker(experiment_ids: list[int]) -> None:
+    """Publish each analysis task; on a broker error, mark the experiment for the sweep to queue again."""
     from experiments.tasks import analyze_experiment
 
-    for experiment_id in experiment_ids:
-        # Only once the status change is committed, or the worker could find it still running.
-        transaction.on_commit(lambda pk=experiment_id: analyze_experiment.delay(pk))
+    unsent = list(experiment_ids)
+    try:
+        # A short connect timeout and no publishing retries: a person (or the sweep) should
+        # not wait long on a dead broker. The URL is read on each call so a test can cut it.
+        with celery_app.connection_for_write(
+                settings.CELERY_BROKER_URL, connect_timeout=settings.BROKER_PUBLISH_TIMEOUT_SECONDS) as broker:
+            while unsent:
+                analyze_experiment.apply_async((unsent[0],), retry=False, connection=broker)
+                unsent.pop(0)
+    except BROKER_ERRORS:
+        logger.warning("broker unreachable: analysis of experiments %s left for the sweep", unsent, exc_info=True)
+    if unsent:
+        Experiment.objects.filter(pk__in=unsent, status=Status.ANALYZING).update(analysis_queued_at=None)
+
+
+def _queue(experiment_ids: list[int]) -> None:
+    # Only once the status change is committed, or the worker could find it still running.
+    if experiment_ids:
+        transaction.on_commit(lambda: _hand_to_broker(experiment_ids))
 
 
 @transaction.atomic
 def experiment_request_analysis(*, experiment: Experiment, actor) -> Experiment:
-    """Queue the analysis by hand once the lock has lifted (423 before, 409 in a wrong state)."""
+    """Queue the analysis by hand once the lock has lifted (423 before, 409 in a wrong state).
+
+    When the broker does not answer, the experiment is analyzing with `analysis_queued_at`
+    None (re-read it): the sweep queues it as soon as the broker is back.
+    """
     experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
     if experiment.status not in (Status.RUNNING, Status.ANALYZING):
         raise WrongState(f"Experiment {experiment.key!r} is {experiment.status}: there is nothing to analyse.",
@@ -50,18 +89,18 @@ def experiment_request_analysis(*, experiment: Experiment, actor) -> Experiment:
 def experiments_queue_due_analyses(*, now: datetime | None = None) -> list[int]:
     """Move every running experiment whose lock has lifted to analyzing and queue its analysis.
 
-    Also re-queues analyses queued longer ago than the task's hard time limit without a
-    result (a lost message, a worker that died): the task is idempotent, so this is safe.
+    Also queues again every analysis without a result that is not running (its row is not
+    locked) and was never handed to the broker, or was handed over more than
+    `ANALYSIS_REQUEUE_SECONDS` ago (a lost message, a worker that died).
     """
     now = now or timezone.now()
-    stale_before = now - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+    requeue_before = now - timedelta(seconds=settings.ANALYSIS_REQUEUE_SECONDS)
+    lost = Q(analysis_queued_at__isnull=True) | Q(analysis_queued_at__lt=requeue_before)
     due = list(
+        # skip_locked: a running analysis holds its row lock (the lease); it is not lost.
         Experiment.objects.select_for_update(skip_locked=True, of=("self",))
         .annotate(lock_lifts_at=UNLOCKS_AT)
-        .filter(
-            Q(status=Status.RUNNING) & lifted(now)
-            | Q(status=Status.ANALYZING, analysis_queued_at__lt=stale_before, result__isnull=True)
-        )
+        .filter((Q(status=Status.RUNNING) & lifted(now)) | (Q(status=Status.ANALYZING, result__isnull=True) & lost))
     )
     for experiment in due:
         action = AuditAction.ANALYSIS_QUEUED if experiment.status == Status.RUNNING else AuditAction.ANALYSIS_REQUEUED
@@ -114,23 +153,64 @@ def analysis_run(*, experiment_id: int) -> AnalysisResult:
             # JIT compilation of the paired summary's dozen aggregates took 2.6 s at 10M
             # observations, longer than running them (bench/analysis.py).
             cursor.execute("SET LOCAL jit = off")
-    result = analyze(analysis_plan(experiment), analysis_data(experiment))
     document = {
         "experiment": experiment.key,
         "protocol_hash": experiment.protocol_hash,
         "analyzed_at": analyzed_at.isoformat(),
-        **result.to_dict(),
+        **_computed(experiment),
         "observations": experiment.observation_count,
     }
+    decision = document["decision"]
     stored = AnalysisResult.objects.create(
         experiment=experiment, protocol_hash=experiment.protocol_hash, analyzed_at=analyzed_at,
-        outcome=result.decision.outcome, winner=result.decision.variant or "", document=document,
+        outcome=decision["outcome"], winner=decision["variant"] or "", document=document,
     )
     experiment.status = Status.ANALYZED
     experiment.save(update_fields=["status", "updated_at"])
     audit_record(experiment=experiment, action=AuditAction.ANALYZED, actor=None,
-                 details={"outcome": result.decision.outcome, "variant": result.decision.variant})
-    logger.info("analysed %s: %s", experiment.key, result.decision.outcome)
-    if experiment.auto_promote and result.decision.outcome != Outcome.INVALID:
+                 details={"outcome": decision["outcome"], "variant": decision["variant"]})
+    logger.info("analysed %s: %s", experiment.key, decision["outcome"])
+    if experiment.auto_promote and decision["outcome"] != Outcome.INVALID:
         experiment_promote(experiment=experiment, actor=None)
     return stored
+
+
+def _computed(experiment: Experiment) -> dict:
+    """The statistics' part of the document; `invalid`, with the reason, when the data cannot be analysed.
+
+    Data that break the arithmetic (a sum of squares beyond a double, in SQL or in Python)
+    would otherwise fail the task on every retry and leave the experiment analyzing for ever.
+    Transient errors (a lost connection) are not caught: the task retries them.
+    """
+    plan = analysis_plan(experiment)
+    try:
+        with transaction.atomic():  # a savepoint: a failed aggregate leaves the transaction usable
+            data = analysis_data(experiment)
+        return analyze(plan, data).to_dict()
+    except (DataError, AnalysisError, ArithmeticError) as error:
+        logger.warning("analysis of %s not computable: %s", experiment.key, error)
+        return _not_computable(plan, f"The data could not be analysed ({_first_line(error)}).")
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def _not_computable(plan: AnalysisPlan, reason: str) -> dict:
+    """A results document that says the analysis could not be computed, in the usual shape."""
+    control = plan.control.key
+    return {
+        "test": hypothesis_test_name(plan.design, plan.metric_type),
+        "variants": [{"key": v.key, "units": 0, "mean": None, "sd": None} for v in plan.variants],
+        "comparisons": [
+            {"variant": v.key, "vs": control, "effect": None, "relative_effect": None, "ci_low": None,
+             "ci_high": None, "relative_ci_low": None, "relative_ci_high": None, "p_value": None,
+             "adjusted_p_value": None, "significant": False, "statistic": None, "df": None,
+             "not_computable_reason": reason}
+            for v in plan.challengers
+        ],
+        "checks": {"sample_ratio_p_value": None, "sample_ratio_ok": True,
+                   "sample_size_reached": {v.key: False for v in plan.variants},
+                   "incomplete_pairs": 0, "incomplete_pairs_share": 0.0},
+        "decision": {"outcome": Outcome.INVALID.value, "variant": None, "reason": reason},
+    }

@@ -143,3 +143,53 @@ def test_a_worker_killed_mid_analysis_is_replaced_and_exactly_one_result_is_stor
 
     assert AnalysisResult.objects.filter(experiment=experiment).count() == 1
     assert Experiment.objects.get(pk=experiment.pk).status == "analyzed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_killed_workers_analysis_resumes_through_the_sweep_long_before_the_broker_would_redeliver(
+        tmp_path, clean_queue):
+    # The broker's redelivery stays at its default (an hour): only the sweep can bring the analysis back.
+    experiment = _ended_experiment()
+    experiment_request_analysis(experiment=experiment, actor=None)
+    blocker = psycopg.connect(_database_url(), autocommit=False)
+    blocker.execute("SELECT id FROM experiments_experiment WHERE id = %s FOR UPDATE", [experiment.pk])
+    first = _start_worker(tmp_path, beat=False)
+    second = None
+    try:
+        _wait_for(_someone_waits_on_a_lock, 60, "the first worker to start the analysis")
+        _stop(first, signal.SIGKILL)
+        blocker.rollback()
+        killed_at = time.monotonic()
+
+        second = _start_worker(tmp_path, beat=True, extra_env={"ANALYSIS_REQUEUE_SECONDS": "2"})
+        _wait_for(lambda: AnalysisResult.objects.filter(experiment=experiment).exists(), 120,
+                  "the sweep to queue the lost analysis again and the second worker to run it")
+        resumed_after = time.monotonic() - killed_at
+        time.sleep(1)
+    finally:
+        blocker.close()
+        _stop(first, signal.SIGKILL)
+        if second is not None:
+            _stop(second)
+
+    print(f"analysis resumed {resumed_after:.1f} s after the worker was killed")
+    assert AnalysisResult.objects.filter(experiment=experiment).count() == 1
+    assert Experiment.objects.get(pk=experiment.pk).status == "analyzed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_analysis_asked_for_while_the_broker_was_down_runs_once_it_is_back(tmp_path, clean_queue, settings):
+    experiment = _ended_experiment()
+    broker = settings.CELERY_BROKER_URL
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:9/0"
+    experiment_request_analysis(experiment=experiment, actor=None)
+    assert Experiment.objects.get(pk=experiment.pk).analysis_queued_at is None
+    settings.CELERY_BROKER_URL = broker
+
+    worker = _start_worker(tmp_path, beat=True)  # nobody acts: beat's sweep finds it
+    try:
+        _wait_for(lambda: AnalysisResult.objects.filter(experiment=experiment).exists(), 90,
+                  "the sweep to queue the analysis once the broker answers")
+    finally:
+        _stop(worker)
+    assert Experiment.objects.get(pk=experiment.pk).status == "analyzed"
