@@ -115,6 +115,8 @@ def experiment_update(*, experiment: Experiment, actor, changes: dict[str, Any])
         name: value for name, value in changes.items()
         if name == "variants" or getattr(experiment, name) != value
     }
+    if not changed:
+        return experiment  # nothing changes, so nothing is written or audited
     if experiment.status != Status.DRAFT:
         frozen = sorted(set(changed) - RUNNING_EDITABLE_FIELDS)
         if frozen or experiment.status != Status.RUNNING:

@@ -232,3 +232,16 @@ def test_the_list_is_paginated_newest_first(viewer_client):
     assert [e["key"] for e in first["results"]] == ["e6", "e5", "e4"]
     assert [e["key"] for e in last["results"]] == ["e0"] and last["next"] is None
     assert viewer_client.get(URL, {"page": 9}).status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_patch_that_changes_nothing_writes_no_audit_event(experimenter_client, draft):
+    events = AuditEvent.objects.count()
+    updated_at = Experiment.objects.get(pk=draft.pk).updated_at
+
+    empty = experimenter_client.patch(detail(draft.key), {}, format="json")
+    same = experimenter_client.patch(detail(draft.key), {"name": draft.name}, format="json")
+
+    assert (empty.status_code, same.status_code) == (200, 200)
+    assert AuditEvent.objects.count() == events
+    assert Experiment.objects.get(pk=draft.pk).updated_at == updated_at
