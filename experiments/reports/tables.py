@@ -45,8 +45,8 @@ def protocol_rows(experiment: Experiment) -> list[tuple[str, str]]:
     control = next((v["key"] for v in protocol.get("variants", []) if v["is_control"]), "")
     rows = [
         ("Design", experiment.get_design_display()),
-        ("Metric", f"{metric.get('name', experiment.metric_name)} ({metric.get('type', '')}, "
-                   f"{metric.get('direction', '')} is better)"),
+        ("Metric", (f"{metric.get('name', experiment.metric_name)} ({metric.get('type', '')}, "
+                    f"{metric.get('direction', '')} is better)")),
         ("Test", protocol.get("test", "")),
         ("Alternative", protocol.get("alternative", "")),
         ("Alpha", f"{protocol.get('alpha'):g}" + (f" (each of {k} challengers tested at {protocol['alpha'] / k:.4g}, "
