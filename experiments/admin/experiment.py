@@ -4,43 +4,21 @@ import copy
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.contrib import admin, messages
-from django.contrib.admin.utils import construct_change_message, unquote
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseRedirect, JsonResponse
-from django.template.loader import render_to_string
-from django.template.response import TemplateResponse
-from django.urls import path, reverse
-from django.utils import timezone
-from django.utils.timesince import timeuntil
+from django.contrib.admin.utils import construct_change_message
+from django.http import HttpResponseRedirect
 
-from experiments.admin.forms import ExperimentAdminForm, StopForm
+from experiments.admin.forms import ExperimentAdminForm
 from experiments.admin.inlines import AuditTrailInline, VariantInline
 from experiments.admin.lifecycle import ACTIONS, available_actions, error_text
-from experiments.admin.preview import frozen_preview, power_preview
+from experiments.admin.panels import ExperimentPanels, report_url
+from experiments.admin.preview import power_preview
+from experiments.admin.views import DAILY_UNITS, ExperimentViews, daily_units
 from experiments.definitions.fields import DEFINITION_FIELDS, experiment_definition
 from experiments.errors import ExperimentError
-from experiments.lock import is_locked, visible_result
+from experiments.lock import visible_result
 from experiments.models import Experiment, Status
 from experiments.permissions import RUN
-from experiments.selectors import experiment_progress
 from experiments.services.definition import RUNNING_EDITABLE_FIELDS, experiment_create, experiment_update
-
-TEMPLATES = "admin/experiments/experiment"
-DAILY_UNITS = "expected_daily_units"
-
-
-def report_url(experiment: Experiment) -> str:
-    return f"/reports/{experiment.key}/"
-
-
-def daily_units(data) -> int | None:
-    value = data.get(DAILY_UNITS, "")
-    return int(value) if value.isdigit() and int(value) > 0 else None
-
-
-def figure(value: float | None, spec: str = ".4g", suffix: str = "") -> str:
-    """A result figure as shown everywhere in the admin: 4 significant digits, a dash when absent."""
-    return "\u2014" if value is None else f"{format(value, spec)}{suffix}"
 
 
 def with_query(url: str, **params) -> str:
@@ -49,7 +27,7 @@ def with_query(url: str, **params) -> str:
 
 
 @admin.register(Experiment)
-class ExperimentAdmin(admin.ModelAdmin):
+class ExperimentAdmin(ExperimentPanels, ExperimentViews, admin.ModelAdmin):
     """Experiments: a definition form with a power preview, lifecycle buttons, progress and result."""
 
     form = ExperimentAdminForm
@@ -58,9 +36,7 @@ class ExperimentAdmin(admin.ModelAdmin):
     search_fields = ("key", "name")
     list_per_page = 50
     actions = None
-    inlines = [VariantInline, AuditTrailInline]
-
-    # ----- pages and permissions -----
+    inlines = (VariantInline, AuditTrailInline)
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("result", "concluded_variant").prefetch_related(
@@ -125,8 +101,6 @@ class ExperimentAdmin(admin.ModelAdmin):
             form.base_fields = {**form.base_fields, DAILY_UNITS: field}
         return form
 
-    # ----- saving through the services -----
-
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
@@ -164,8 +138,6 @@ class ExperimentAdmin(admin.ModelAdmin):
             response["Location"] = with_query(response["Location"], **{DAILY_UNITS: units})
         return response
 
-    # ----- the change page: preview, buttons -----
-
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         form = context["adminform"].form
         if obj is None or obj.status == Status.DRAFT:
@@ -187,157 +159,3 @@ class ExperimentAdmin(admin.ModelAdmin):
             if visible_result(obj) is not None:
                 context["report_url"] = report_url(obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
-
-    def _url(self, name: str, *args) -> str:
-        return reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_{name}", args=args)
-
-    def get_urls(self):
-        def wrap(view, **bound):
-            def wrapper(request, *args, **kwargs):
-                return view(request, *args, **kwargs, **bound)
-            return self.admin_site.admin_view(wrapper)
-
-        prefix = f"{self.opts.app_label}_{self.opts.model_name}"
-        custom = [
-            path("preview/", wrap(self.preview_view), name=f"{prefix}_preview"),
-            path("<path:object_id>/preview/", wrap(self.preview_view), name=f"{prefix}_change_preview"),
-            *(path(f"<path:object_id>/{name}/", wrap(self.lifecycle_view, action=name), name=f"{prefix}_{name}")
-              for name in ACTIONS),
-        ]
-        return custom + super().get_urls()
-
-    def preview_view(self, request, object_id=None):
-        """JSON (with the rendered HTML) of the power preview for the form's current values."""
-        obj = None
-        if object_id is not None:
-            obj = self.get_object(request, unquote(object_id))
-            if obj is None:
-                raise Http404(f"No experiment with id {object_id!r}.")
-            if not self.has_view_or_change_permission(request, obj):
-                raise PermissionDenied
-        elif not self.has_add_permission(request):
-            raise PermissionDenied
-        units = daily_units(request.GET)
-        if obj is not None and obj.status != Status.DRAFT:
-            preview = frozen_preview(obj, daily_units=units)
-        elif "variants-TOTAL_FORMS" in request.GET and (obj is None or self.has_change_permission(request, obj)):
-            preview = power_preview(self._bound_definition(request, obj), daily_units=units, experiment=obj)
-        else:
-            preview = power_preview(experiment_definition(obj) if obj else None, daily_units=units, experiment=obj)
-        html = render_to_string(f"{TEMPLATES}/power_preview.html", {"preview": preview}, request=request)
-        return JsonResponse({**preview, "html": html})
-
-    def _bound_definition(self, request, obj):
-        form = self.get_form(request, obj, change=obj is not None)(request.GET, instance=obj)
-        inline = next(i for i in self.get_inline_instances(request, obj) if isinstance(i, VariantInline))
-        formset_class = inline.get_formset(request, obj)
-        formset_class(request.GET, instance=form.instance, prefix=formset_class.get_default_prefix(),
-                      queryset=inline.get_queryset(request))
-        form.is_valid()
-        return form.definition
-
-    def lifecycle_view(self, request, object_id, action):
-        """A confirmation page (GET) and the transition itself (POST), for experimenters only."""
-        obj = self.get_object(request, unquote(object_id))
-        if obj is None:
-            raise Http404(f"No experiment with id {object_id!r}.")
-        if not (self.has_view_permission(request, obj) and request.user.has_perm(RUN)):
-            raise PermissionDenied
-        spec = ACTIONS[action]
-        form = StopForm(request.POST or None) if action == "stop" else None
-        change_url = self._url("change", obj.pk)
-        if request.method == "POST" and (form is None or form.is_valid()):
-            try:
-                experiment = spec.run(experiment=obj, actor=request.user, form=form)
-            except ExperimentError as error:
-                self.message_user(request, error_text(error), messages.ERROR)
-            else:
-                experiment = self.get_object(request, str(experiment.pk))
-                self.log_change(request, experiment, spec.logged)
-                self.message_user(request, spec.done(experiment), messages.SUCCESS)
-            return HttpResponseRedirect(change_url)
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"{spec.label.rstrip(chr(0x2026))} {obj.key}",
-            "opts": self.opts, "original": obj, "action": spec, "form": form, "change_url": change_url,
-            "question": spec.question(obj) if spec.name in available_actions(obj) else None,
-        }
-        return TemplateResponse(request, f"{TEMPLATES}/lifecycle_confirm.html", context)
-
-    # ----- read-only panels and changelist columns -----
-
-    @admin.display(description="status")
-    def status_summary(self, obj):
-        return render_to_string(f"{TEMPLATES}/status_summary.html", {
-            "experiment": obj, "now": timezone.now(),
-            "locked": obj.unlocks_at is not None and is_locked(obj),
-        })
-
-    @admin.display(description="frozen protocol")
-    def frozen_protocol(self, obj):
-        protocol = obj.protocol or {}
-        sizes = [(v["key"], protocol["sample_size_per_variant"][v["key"]]) for v in protocol.get("variants", [])]
-        return render_to_string(f"{TEMPLATES}/frozen_protocol.html",
-                                {"experiment": obj, "protocol": protocol, "sizes": sizes})
-
-    @admin.display(description="progress")
-    def progress_summary(self, obj):
-        progress = experiment_progress(obj)
-        planned = (obj.protocol or {}).get("sample_size_per_variant") or {}
-        rows = [{"key": key, "units": units, "planned": planned.get(key)} for key, units in progress["units"].items()]
-        return render_to_string(f"{TEMPLATES}/progress_summary.html",
-                                {"progress": progress, "rows": rows, "analysed": visible_result(obj) is not None,
-                                 **self._bar(progress["share_of_plan"])})
-
-    @admin.display(description="result")
-    def result_summary(self, obj):
-        document = visible_result(obj).document
-        checks = document.get("checks") or {}
-        return render_to_string(f"{TEMPLATES}/result_summary.html", {
-            "decision": document.get("decision") or {},
-            "test": document.get("test"),
-            "analyzed_at": document.get("analyzed_at"),
-            "variants": [{"key": v.get("key"), "units": v.get("units"), "mean": figure(v.get("mean")),
-                          "sd": figure(v.get("sd"))} for v in document.get("variants", [])],
-            "comparisons": [{
-                "variant": c.get("variant"), "vs": c.get("vs"), "effect": figure(c.get("effect"), "+.4g"),
-                "relative": figure(None if c.get("relative_effect") is None else 100 * c["relative_effect"], "+.3g", "%"),
-                "ci_low": figure(c.get("ci_low")), "ci_high": figure(c.get("ci_high")),
-                "p_value": figure(c.get("p_value")), "adjusted_p_value": figure(c.get("adjusted_p_value")),
-                "significant": c.get("significant"),
-            } for c in document.get("comparisons", [])],
-            "sample_ratio_p_value": figure(checks.get("sample_ratio_p_value")),
-            "sample_ratio_ok": checks.get("sample_ratio_ok"),
-            "sample_size_reached": checks.get("sample_size_reached") or {},
-            "incomplete_pairs": checks.get("incomplete_pairs"),
-            "report_url": report_url(obj),
-        })
-
-    @admin.display(description="planned sample reached")
-    def planned_sample_reached(self, obj):
-        if obj.status == Status.DRAFT:
-            return None
-        return render_to_string(f"{TEMPLATES}/progress_bar.html",
-                                self._bar(experiment_progress(obj)["share_of_plan"]))
-
-    @staticmethod
-    def _bar(share: float | None) -> dict:
-        percent = 100 * (share or 0)
-        return {"percent": percent, "width": min(percent, 100.0)}
-
-    @admin.display(description="days left")
-    def days_left(self, obj):
-        if obj.status != Status.RUNNING:
-            return None
-        now = timezone.now()
-        if now < obj.ends_at:
-            days = (obj.ends_at - now).total_seconds() / 86400
-            return f"{days:.1f} days" if days >= 1 else timeuntil(obj.ends_at, now)
-        return f"ended; unlocks in {timeuntil(obj.unlocks_at, now)}" if is_locked(obj, now) else "ended; analysis due"
-
-    @admin.display(description="decision")
-    def decision(self, obj):
-        result = visible_result(obj)
-        if result is None:
-            return None
-        return f"{result.outcome} ({result.winner})" if result.winner else result.outcome

@@ -8,9 +8,11 @@ from experiments.models import ServiceKey, UserToken
 
 @admin.register(ServiceKey)
 class ServiceKeyAdmin(APIKeyModelAdmin):
-    pass
+    """Service keys: a machine's bearer key, hashed; the key itself is shown once, at creation."""
 
 
 @admin.register(UserToken)
 class UserTokenAdmin(APIKeyModelAdmin):
+    """Personal tokens: a person's bearer token with that person's permissions, shown once at creation."""
+
     list_display = (*APIKeyModelAdmin.list_display, "user")

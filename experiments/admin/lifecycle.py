@@ -4,8 +4,8 @@ Each button calls the same service as the REST API; which buttons show while loc
 the lock module's call (`experiments.lock`).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from django.utils import timezone
 

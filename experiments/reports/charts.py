@@ -5,20 +5,25 @@ that two requests rendering at once would share. Text is drawn as paths (svg.fon
 "path"), so a chart needs no font from anywhere and prints exactly as it renders. Each chart
 gets its own hash salt so that the ids matplotlib writes (clip paths, markers) never clash
 between the three SVGs of one page. The functions take plain numbers already in display
-units; what to draw is decided by the report selector.
+units; what to draw is decided by `experiments.reports.chart_data`. Text that reaches the
+markup outside matplotlib (the title) is escaped with Django's `escape`; matplotlib escapes
+its own (each text's comment).
 """
 
 import io
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 
 import matplotlib
+from django.utils.html import escape
 
 # The Agg backend is headless; set before anything could pick an interactive one.
 matplotlib.use("Agg")
 
-from matplotlib.figure import Figure  # noqa: E402  (after the backend choice, on purpose)
+# After the backend choice, on purpose:
+from matplotlib.dates import DateFormatter, HourLocator, MinuteLocator
+from matplotlib.figure import Figure
 
 CONTROL_COLOUR = "#6b7280"
 CHALLENGER_COLOURS = ("#2563eb", "#d97706", "#059669", "#7c3aed", "#db2777", "#0891b2")
@@ -73,7 +78,7 @@ def _svg(figure: Figure, *, salt: str, title: str) -> str:
     with matplotlib.rc_context({**RC, "svg.hashsalt": salt}):
         figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     markup = _METADATA.sub("", _PROLOGUE.sub("", buffer.getvalue(), count=1))
-    safe_title = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    safe_title = escape(title)
     opening_end = markup.index(">") + 1
     return (markup[:opening_end].replace("<svg ", f'<svg role="img" aria-label="{safe_title}" ', 1)
             + f"<title>{safe_title}</title>" + markup[opening_end:])
@@ -140,11 +145,19 @@ def means_chart(bars: list[MeanBar], *, unit: str, level: str) -> str:
     return _svg(figure, salt="means", title="Mean of each variant with its interval")
 
 
-def units_chart(series: dict[str, list[tuple[date, int]]], *, controls: set[str], planned: dict[str, int],
-                period: tuple[date, date]) -> str:
-    """Cumulative units per day per variant over the test period, with the planned sample when in scale.
+# Per step of a short test: the tick intervals to choose from (they divide an hour or a day), and the tick format.
+TICKS = {
+    "minute": (MinuteLocator, "byminute", (1, 2, 5, 10, 15, 30), timedelta(minutes=1), "%H:%M"),
+    "hour": (HourLocator, "byhour", (1, 2, 3, 4, 6, 12), timedelta(hours=1), "%d %b %H:%M"),
+}
+MAX_TICKS = 8
 
-    Each curve starts at 0 on the first day of the test period. A plan far above the units
+
+def units_chart(series: dict[str, list[tuple[date | datetime, int]]], *, controls: set[str], planned: dict[str, int],
+                period: tuple[date | datetime, date | datetime], step: str = "day") -> str:
+    """Cumulative units per day (or hour, or minute) per variant over the test period, with the planned sample.
+
+    Each curve starts at 0 at the start of the test period. A plan far above the units
     collected (the usual sight in a short or underpowered test) would flatten every curve
     into the x axis, so it is then written in a note instead of drawn.
     """
@@ -152,8 +165,8 @@ def units_chart(series: dict[str, list[tuple[date, int]]], *, controls: set[str]
         figure = _figure(3.0)
         axes = figure.axes[0]
         challenger_index = 0
-        first_day = min([period[0]] + [points[0][0] for points in series.values() if points])
-        last_day = max([period[1]] + [points[-1][0] for points in series.values() if points])
+        first = min([period[0]] + [points[0][0] for points in series.values() if points])
+        last = max([period[1]] + [points[-1][0] for points in series.values() if points])
         most = max((points[-1][1] for points in series.values() if points), default=0)
         largest_plan = max(planned.values(), default=0)
         draw_plan = 0 < largest_plan <= 3 * max(most, 1)
@@ -161,25 +174,44 @@ def units_chart(series: dict[str, list[tuple[date, int]]], *, controls: set[str]
             is_control = label in controls
             tint = colour(challenger_index, is_control)
             challenger_index += 0 if is_control else 1
-            if points[0][0] > first_day:
-                points = [(first_day, 0), *points]
-            days = [day for day, _ in points] + [last_day]
+            if points[0][0] > first:
+                points = [(first, 0), *points]
+            moments = [at for at, _ in points] + [last]
             totals = [total for _, total in points] + [points[-1][1]]
-            axes.plot(days, totals, drawstyle="steps-post", color=tint, label=label, linewidth=1.8)
-            axes.plot(days[:-1], totals[:-1], linestyle="none", marker="o", markersize=3.5, color=tint)
+            axes.plot(moments, totals, drawstyle="steps-post", color=tint, label=label, linewidth=1.8)
+            axes.plot(moments[:-1], totals[:-1], linestyle="none", marker="o", markersize=3.5, color=tint)
             if draw_plan and planned.get(label):
                 axes.axhline(planned[label], color=tint, linewidth=0.8, linestyle=":")
         if largest_plan and not draw_plan:
-            sizes = sorted(set(planned.values()))
-            text = f"planned: {sizes[0]:,} per variant" if len(sizes) == 1 else (
-                "planned: " + ", ".join(f"{key} {size:,}" for key, size in planned.items()))
-            axes.text(0.01, 0.97, text + " (off this scale)", transform=axes.transAxes, va="top", fontsize=8,
+            axes.text(0.01, 0.97, _plan_note(planned), transform=axes.transAxes, va="top", fontsize=8,
                       color="#6b7280")
-        axes.set_xlim(first_day, last_day)
+        axes.set_xlim(first, last)
         axes.set_ylabel("units (cumulative)")
         axes.set_ylim(bottom=0, top=max(most, largest_plan if draw_plan else 0, 1) * 1.1)
         axes.grid(axis="y", color=GRID)
         axes.set_axisbelow(True)
         axes.legend(frameon=False, fontsize=8, loc="lower right")
+        if step != "day":
+            _clock_axis(axes, step, first, last)
         figure.autofmt_xdate()
-    return _svg(figure, salt="units", title="Cumulative units per day per variant")
+    return _svg(figure, salt="units", title=f"Cumulative units per {step} per variant")
+
+
+def _plan_note(planned: dict[str, int]) -> str:
+    sizes = sorted(set(planned.values()))
+    text = f"planned: {sizes[0]:,} per variant" if len(sizes) == 1 else (
+        "planned: " + ", ".join(f"{key} {size:,}" for key, size in planned.items()))
+    return text + " (off this scale)"
+
+
+def _clock_axis(axes, step: str, first: datetime, last: datetime) -> None:
+    """Clock-time ticks on whole minutes or hours, at most MAX_TICKS of them, in the period's time zone."""
+    locator, by, intervals, length, pattern = TICKS[step]
+    steps = (last - first) / length
+    interval = next((i for i in intervals if steps / i <= MAX_TICKS), intervals[-1])
+    per = 60 if step == "minute" else 24
+    axes.xaxis.set_major_locator(locator(**{by: range(0, per, interval)}, tz=first.tzinfo))
+    axes.xaxis.set_major_formatter(DateFormatter(pattern, tz=first.tzinfo))
+    zone = first.tzname() or "local time"
+    day = f"{first:%d %b %Y}, " if step == "minute" else ""
+    axes.set_xlabel(f"time ({day}{zone}), units counted per {step}")

@@ -1,4 +1,4 @@
-"""The report's tables and chart inputs, built from the frozen protocol and the stored results document.
+"""The report's tables and chart inputs, built from the frozen protocol, the stored results document and the latencies.
 
 Every cell carries the stored number (`value`, rendered as a data-value attribute, exact
 to the last digit) next to its rounded text, so that a reader, a test or a scraper can
@@ -10,10 +10,23 @@ from typing import Any
 
 from scipy import stats
 
+from analysis.types import AnalysisPlan
 from experiments.definitions.durations import iso_duration
-from experiments.models import Experiment, MetricType
+from experiments.models import Experiment, MetricType, Variant
+from experiments.reports.aggregates import Latency
 from experiments.reports.charts import EffectBar, MeanBar
-from experiments.reports.wording import decimals_for, half_width, interval_text, number, p_value_text, percent
+from experiments.reports.wording import (
+    decimals_for,
+    half_width,
+    interval_text,
+    number,
+    p_clause,
+    p_value_text,
+    percent,
+)
+
+# The analysis plan's default, which every stored analysis ran with.
+MAX_INCOMPLETE_SHARE = AnalysisPlan.__dataclass_fields__["incomplete_pairs_max_share"].default
 
 
 def _cell(field: str, value: Any, text: str) -> dict[str, Any]:
@@ -32,8 +45,8 @@ def protocol_rows(experiment: Experiment) -> list[tuple[str, str]]:
     control = next((v["key"] for v in protocol.get("variants", []) if v["is_control"]), "")
     rows = [
         ("Design", experiment.get_design_display()),
-        ("Metric", f"{metric.get('name', experiment.metric_name)} ({metric.get('type', '')}, "
-                   f"{metric.get('direction', '')} is better)"),
+        ("Metric", (f"{metric.get('name', experiment.metric_name)} ({metric.get('type', '')}, "
+                    f"{metric.get('direction', '')} is better)")),
         ("Test", protocol.get("test", "")),
         ("Alternative", protocol.get("alternative", "")),
         ("Alpha", f"{protocol.get('alpha'):g}" + (f" (each of {k} challengers tested at {protocol['alpha'] / k:.4g}, "
@@ -167,3 +180,45 @@ def mean_bars(document: dict, protocol: dict, level: float, scale: float) -> lis
             bars.append(MeanBar(variant["key"], variant["mean"] * scale, interval[0] * scale, interval[1] * scale,
                                 variant["key"] in controls))
     return bars
+
+
+def check_rows(document: dict, design: str) -> list[dict[str, Any]]:
+    """The checks: sample ratio (A/B) or incomplete pairs (champion/challenger), then each variant's plan."""
+    checks = document["checks"]
+    rows = []
+    if design == "ab":
+        p = checks["sample_ratio_p_value"]
+        rows.append({"name": "Sample ratio (assigned units against the weights)",
+                     "value": p_clause(p) if p is not None else "–",
+                     "ok": checks["sample_ratio_ok"], "status": "passed" if checks["sample_ratio_ok"] else "failed",
+                     "note": "fails below p = 0.001 (a broken assignment or lost units)"})
+    else:
+        incomplete_ok = checks.get("incomplete_pairs_share", 0.0) <= MAX_INCOMPLETE_SHARE
+        rows.append({"name": "Incomplete pairs (a request missing a variant's score)",
+                     "value": f"{checks['incomplete_pairs']} ({percent(checks.get('incomplete_pairs_share'))})",
+                     "ok": incomplete_ok, "status": "passed" if incomplete_ok else "failed",
+                     "note": f"fails above {percent(MAX_INCOMPLETE_SHARE, 0)} of the units"})
+    for key in (v["key"] for v in document["variants"]):
+        reached = checks["sample_size_reached"].get(key, False)
+        # Not a failure: a significant result stands below plan, a non-significant one is inconclusive.
+        rows.append({"name": f"Planned sample size reached: {key}", "value": "yes" if reached else "no",
+                     "ok": reached, "status": "reached" if reached else "not reached",
+                     "note": "below plan, a non-significant result is inconclusive"})
+    return rows
+
+
+def latency_rows(latencies: dict[int, Latency], variants: list[Variant]) -> list[dict[str, Any]]:
+    """Per variant (champion/challenger): how many latencies, and their mean, p50 and p95 in milliseconds."""
+    rows = []
+    for variant in variants:
+        latency = latencies.get(variant.id)
+        rows.append({
+            "variant": variant.key, "is_control": variant.is_control,
+            "count": latency.count if latency else 0,
+            "cells": [
+                {"field": field, "value": getattr(latency, field) if latency else None,
+                 "text": number(getattr(latency, field), 1) if latency else "–"}
+                for field in ("mean", "p50", "p95")
+            ],
+        })
+    return rows

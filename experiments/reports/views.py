@@ -69,7 +69,7 @@ def _attachment(response: HttpResponse, filename: str) -> HttpResponse:
 
 @readers_only
 def report_result_json(request, key: str):
-    experiment, result, error = _downloadable(key)
+    _experiment, result, error = _downloadable(key)
     if error:
         return error
     # The stored document exactly as the analysis wrote it (DESIGN.md's results JSON).
