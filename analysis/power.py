@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from dataclasses import dataclass
 
@@ -13,6 +12,7 @@ from statsmodels.stats.proportion import proportion_effectsize
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from analysis.errors import AnalysisError
+from analysis.validation import finite, in_open_unit_interval, integer_at_least, one_of, positive
 
 DESIGNS = ("ab", "champion_challenger")
 METRIC_TYPES = ("binary", "continuous")
@@ -30,39 +30,6 @@ _STATSMODELS_ALTERNATIVE = {"two-sided": "two-sided", "one-sided": "larger"}
 _ROOT_MARGIN = 2e-5
 
 _MIN_GROUP_SIZE = 2
-
-
-def _finite(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise AnalysisError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
-
-
-def _in_open_unit_interval(name: str, value: object) -> float:
-    number = _finite(name, value)
-    if not 0 < number < 1:
-        raise AnalysisError(f"{name} must be in (0, 1), got {number}")
-    return number
-
-
-def _positive(name: str, value: object) -> float:
-    number = _finite(name, value)
-    if number <= 0:
-        raise AnalysisError(f"{name} must be > 0, got {number}")
-    return number
-
-
-def _one_of(name: str, value: object, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise AnalysisError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
-
-
-def _group_size(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise AnalysisError(f"{name} must be an integer, got {value!r}")
-    if value < _MIN_GROUP_SIZE:
-        raise AnalysisError(f"{name} must be at least {_MIN_GROUP_SIZE}, got {value}")
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -86,26 +53,26 @@ class PowerPlan:
     baseline_sd: float | None = None
 
     def __post_init__(self) -> None:
-        _one_of("design", self.design, DESIGNS)
-        _one_of("metric_type", self.metric_type, METRIC_TYPES)
-        _one_of("alternative", self.alternative, ALTERNATIVES)
-        _in_open_unit_interval("alpha", self.alpha)
-        _in_open_unit_interval("power", self.power)
+        one_of("design", self.design, DESIGNS)
+        one_of("metric_type", self.metric_type, METRIC_TYPES)
+        one_of("alternative", self.alternative, ALTERNATIVES)
+        in_open_unit_interval("alpha", self.alpha)
+        in_open_unit_interval("power", self.power)
         if not isinstance(self.ratios, (tuple, list)) or not self.ratios:
             raise AnalysisError("ratios must be a non-empty sequence, one ratio per challenger")
-        ratios = tuple(_positive(f"ratios[{i}]", r) for i, r in enumerate(self.ratios))
+        ratios = tuple(positive(f"ratios[{i}]", r) for i, r in enumerate(self.ratios))
         object.__setattr__(self, "ratios", ratios)
 
         if self.baseline_mean is not None:
             if self.metric_type == "binary":
-                _in_open_unit_interval("baseline_mean", self.baseline_mean)
+                in_open_unit_interval("baseline_mean", self.baseline_mean)
             else:
-                _finite("baseline_mean", self.baseline_mean)
+                finite("baseline_mean", self.baseline_mean)
         elif self.design == "ab" and self.metric_type == "binary":
             raise AnalysisError("baseline_mean (the control rate) is required for an ab binary plan")
 
         if self.baseline_sd is not None:
-            _positive("baseline_sd", self.baseline_sd)
+            positive("baseline_sd", self.baseline_sd)
         elif self.design == "champion_challenger" or self.metric_type == "continuous":
             raise AnalysisError(f"baseline_sd is required for a {self.design} {self.metric_type} plan")
 
@@ -126,10 +93,12 @@ class SampleSizes:
     challengers: tuple[int, ...]
 
     def __post_init__(self) -> None:
-        _group_size("control", self.control)
+        integer_at_least("control", self.control, _MIN_GROUP_SIZE)
         if not isinstance(self.challengers, (tuple, list)) or not self.challengers:
             raise AnalysisError("challengers must be a non-empty sequence of sample sizes")
-        sizes = tuple(_group_size(f"challengers[{i}]", n) for i, n in enumerate(self.challengers))
+        sizes = tuple(
+            integer_at_least(f"challengers[{i}]", n, _MIN_GROUP_SIZE) for i, n in enumerate(self.challengers)
+        )
         object.__setattr__(self, "challengers", sizes)
 
 
@@ -148,7 +117,7 @@ def sample_sizes(plan: PowerPlan, mde: float) -> SampleSizes:
     - champion_challenger: `TTestPower().solve_power(effect_size=mde / baseline_sd, nobs=None, ...)`,
       the paired t-test; ratios do not matter, every variant gets the same n pairs.
     """
-    mde = _positive("mde", mde)
+    mde = positive("mde", mde)
     alpha = plan.per_comparison_alpha
     alternative = _STATSMODELS_ALTERNATIVE[plan.alternative]
     if plan.design == "champion_challenger":
@@ -187,7 +156,7 @@ def minimum_detectable_effect(plan: PowerPlan, control_sample_size: int) -> floa
     - ab continuous: d from `TTestIndPower`, mde = d * baseline_sd.
     - champion_challenger: d from `TTestPower` (nobs = n pairs), mde = d * baseline_sd.
     """
-    n = _group_size("control_sample_size", control_sample_size)
+    n = integer_at_least("control_sample_size", control_sample_size, _MIN_GROUP_SIZE)
     alpha = plan.per_comparison_alpha
     alternative = _STATSMODELS_ALTERNATIVE[plan.alternative]
     if plan.design == "champion_challenger":
