@@ -129,7 +129,8 @@ class AnalysisResult:
                 "incomplete_pairs_share": self.checks.incomplete_pairs_share,
             },
             "decision": {
-                "outcome": self.decision.outcome, "variant": self.decision.variant, "reason": self.decision.reason,
+                # str(): the plain string of the Outcome, as every other value here is plain.
+                "outcome": str(self.decision.outcome), "variant": self.decision.variant, "reason": self.decision.reason,
             },
         }
 

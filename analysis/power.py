@@ -13,14 +13,11 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from analysis.errors import AnalysisError
 from analysis.validation import finite, in_open_unit_interval, integer_at_least, one_of, positive
-
-DESIGNS = ("ab", "champion_challenger")
-METRIC_TYPES = ("binary", "continuous")
-ALTERNATIVES = ("two-sided", "one-sided")
+from analysis.vocabulary import Design, MetricType, PlanAlternative
 
 # A one-sided plan tests in the preferred direction with a positive planning effect,
 # which is statsmodels' "larger".
-_STATSMODELS_ALTERNATIVE = {"two-sided": "two-sided", "one-sided": "larger"}
+_STATSMODELS_ALTERNATIVE = {PlanAlternative.TWO_SIDED: "two-sided", PlanAlternative.ONE_SIDED: "larger"}
 
 # statsmodels' root finder (brentq_expanding) stops within xtol = 1e-5 of a root, but it
 # can also return a bracket bound or a value where scipy's noncentral t returns nan (deep
@@ -53,9 +50,9 @@ class PowerPlan:
     baseline_sd: float | None = None
 
     def __post_init__(self) -> None:
-        one_of("design", self.design, DESIGNS)
-        one_of("metric_type", self.metric_type, METRIC_TYPES)
-        one_of("alternative", self.alternative, ALTERNATIVES)
+        one_of("design", self.design, Design)
+        one_of("metric_type", self.metric_type, MetricType)
+        one_of("alternative", self.alternative, PlanAlternative)
         in_open_unit_interval("alpha", self.alpha)
         in_open_unit_interval("power", self.power)
         if not isinstance(self.ratios, (tuple, list)) or not self.ratios:
@@ -64,16 +61,16 @@ class PowerPlan:
         object.__setattr__(self, "ratios", ratios)
 
         if self.baseline_mean is not None:
-            if self.metric_type == "binary":
+            if self.metric_type == MetricType.BINARY:
                 in_open_unit_interval("baseline_mean", self.baseline_mean)
             else:
                 finite("baseline_mean", self.baseline_mean)
-        elif self.design == "ab" and self.metric_type == "binary":
+        elif self.design == Design.AB and self.metric_type == MetricType.BINARY:
             raise AnalysisError("baseline_mean (the control rate) is required for an ab binary plan")
 
         if self.baseline_sd is not None:
             positive("baseline_sd", self.baseline_sd)
-        elif self.design == "champion_challenger" or self.metric_type == "continuous":
+        elif self.design == Design.CHAMPION_CHALLENGER or self.metric_type == MetricType.CONTINUOUS:
             raise AnalysisError(f"baseline_sd is required for a {self.design} {self.metric_type} plan")
 
     @property
@@ -120,7 +117,7 @@ def sample_sizes(plan: PowerPlan, mde: float) -> SampleSizes:
     mde = positive("mde", mde)
     alpha = plan.per_comparison_alpha
     alternative = _STATSMODELS_ALTERNATIVE[plan.alternative]
-    if plan.design == "champion_challenger":
+    if plan.design == Design.CHAMPION_CHALLENGER:
         pairs = math.ceil(
             _solve(
                 TTestPower(), "nobs",
@@ -159,7 +156,7 @@ def minimum_detectable_effect(plan: PowerPlan, control_sample_size: int) -> floa
     n = integer_at_least("control_sample_size", control_sample_size, _MIN_GROUP_SIZE)
     alpha = plan.per_comparison_alpha
     alternative = _STATSMODELS_ALTERNATIVE[plan.alternative]
-    if plan.design == "champion_challenger":
+    if plan.design == Design.CHAMPION_CHALLENGER:
         d = _solve(TTestPower(), "effect_size", nobs=n, alpha=alpha, power=plan.power, alternative=alternative)
         return d * plan.baseline_sd
 
@@ -175,17 +172,17 @@ def minimum_detectable_effect(plan: PowerPlan, control_sample_size: int) -> floa
         )
         for ratio in plan.ratios
     )
-    if plan.metric_type == "continuous":
+    if plan.metric_type == MetricType.CONTINUOUS:
         return effect_size * plan.baseline_sd
     return _rate_difference(plan.baseline_mean, effect_size)
 
 
 def _ab_power_analysis(plan: PowerPlan) -> NormalIndPower | TTestIndPower:
-    return NormalIndPower() if plan.metric_type == "binary" else TTestIndPower()
+    return NormalIndPower() if plan.metric_type == MetricType.BINARY else TTestIndPower()
 
 
 def _ab_effect_size(plan: PowerPlan, mde: float) -> float:
-    if plan.metric_type == "continuous":
+    if plan.metric_type == MetricType.CONTINUOUS:
         return mde / plan.baseline_sd
     treated_rate = plan.baseline_mean + mde
     if not treated_rate < 1:

@@ -17,11 +17,7 @@ from analysis.validation import (
     one_of,
     positive,
 )
-
-DESIGNS = ("ab", "champion_challenger")
-METRIC_TYPES = ("binary", "continuous")
-DIRECTIONS = ("increase", "decrease")
-PLAN_ALTERNATIVES = ("two-sided", "one-sided")
+from analysis.vocabulary import Design, Direction, MetricType, PlanAlternative
 
 # Sums computed by a database in floating point may break (sum x)^2 <= n * sum x^2 by a
 # few ulps when every value is equal; anything beyond this relative slack is a caller bug
@@ -202,10 +198,10 @@ class AnalysisPlan:
     incomplete_pairs_max_share: float = 0.2
 
     def __post_init__(self) -> None:
-        one_of("design", self.design, DESIGNS)
-        one_of("metric_type", self.metric_type, METRIC_TYPES)
-        one_of("direction", self.direction, DIRECTIONS)
-        one_of("alternative", self.alternative, PLAN_ALTERNATIVES)
+        one_of("design", self.design, Design)
+        one_of("metric_type", self.metric_type, MetricType)
+        one_of("direction", self.direction, Direction)
+        one_of("alternative", self.alternative, PlanAlternative)
         alpha = in_open_unit_interval("alpha", self.alpha)
         share = in_closed_unit_interval("incomplete_pairs_max_share", self.incomplete_pairs_max_share)
         if not isinstance(self.variants, (tuple, list)) or not all(isinstance(v, VariantPlan) for v in self.variants):
@@ -235,9 +231,9 @@ class AnalysisPlan:
     @property
     def hypothesis_alternative(self) -> str:
         """The hypothesis tests' alternative: one-sided looks in the preferred direction."""
-        if self.alternative == "two-sided":
+        if self.alternative == PlanAlternative.TWO_SIDED:
             return "two-sided"
-        return "larger" if self.direction == "increase" else "smaller"
+        return "larger" if self.direction == Direction.INCREASE else "smaller"
 
 
 @dataclass(frozen=True)
