@@ -28,6 +28,22 @@ _ROOT_MARGIN = 2e-5
 
 _MIN_GROUP_SIZE = 2
 
+# Digits a planned size is rounded to before it is rounded up: far below any size that
+# matters, far above the ~1e-13 relative error of a product of floats.
+_SAMPLE_SIZE_DIGITS = 9
+
+
+def round_up_sample_size(value: float) -> int:
+    """The smallest whole number of units >= `value`: ceil(round(value, 9)).
+
+    A plain `math.ceil` would turn float noise into a whole extra unit: 1000 * 0.3 is
+    300.00000000000006, and 301 units would be planned. Rounding to 9 decimals first drops
+    that noise. It differs from `math.ceil` only for a value less than 5e-10 above an
+    integer, far inside statsmodels' root tolerance (1e-5), so the sizes solved from
+    statsmodels still equal `math.ceil` of its answer (tests/analysis/test_power.py).
+    """
+    return int(-(-round(value, _SAMPLE_SIZE_DIGITS) // 1))
+
 
 @dataclass(frozen=True)
 class PowerPlan:
@@ -106,7 +122,8 @@ def sample_sizes(plan: PowerPlan, mde: float) -> SampleSizes:
     nobs2 = nobs1 * ratio_i), then:
       control = ceil(max_i nobs1_i);  challenger i = ceil(max_i nobs1_i * ratio_i),
     so the control and the binding challenger are exactly statsmodels' nobs1 and nobs2
-    rounded up, and every other challenger has at least its required power.
+    rounded up (by `round_up_sample_size`), and every other challenger has at least its
+    required power.
 
     - ab binary: `NormalIndPower().solve_power(effect_size=h, nobs1=None, ...)` with Cohen's
       h = 2 asin(sqrt(p0 + mde)) - 2 asin(sqrt(p0)) (`proportion_effectsize(p0 + mde, p0)`).
@@ -118,7 +135,7 @@ def sample_sizes(plan: PowerPlan, mde: float) -> SampleSizes:
     alpha = plan.per_comparison_alpha
     alternative = _STATSMODELS_ALTERNATIVE[plan.alternative]
     if plan.design == Design.CHAMPION_CHALLENGER:
-        pairs = math.ceil(
+        pairs = round_up_sample_size(
             _solve(
                 TTestPower(), "nobs",
                 effect_size=mde / plan.baseline_sd, alpha=alpha, power=plan.power, alternative=alternative,
@@ -135,8 +152,8 @@ def sample_sizes(plan: PowerPlan, mde: float) -> SampleSizes:
         for ratio in plan.ratios
     )
     return SampleSizes(
-        control=math.ceil(nobs1),
-        challengers=tuple(math.ceil(nobs1 * ratio) for ratio in plan.ratios),
+        control=round_up_sample_size(nobs1),
+        challengers=tuple(round_up_sample_size(nobs1 * ratio) for ratio in plan.ratios),
     )
 
 
