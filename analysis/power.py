@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from statsmodels.stats.power import NormalIndPower, TTestIndPower, TTestPower
-from statsmodels.stats.proportion import proportion_effectsize
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from analysis.errors import AnalysisError
+from analysis.registry import PowerSolver, preregistered_test
 from analysis.validation import finite, in_open_unit_interval, integer_at_least, one_of, positive
 from analysis.vocabulary import Design, MetricType, PlanAlternative
 
@@ -53,7 +51,8 @@ class PowerPlan:
     challenger is tested against the control at `alpha / k` (Bonferroni over k challengers).
     `baseline_mean` is the control rate p0 (required for an `ab` binary plan);
     `baseline_sd` is the unit sd for `ab` continuous and the sd of the paired difference
-    for `champion_challenger` (required for both).
+    for `champion_challenger` (required for both). Which baseline a plan needs is its
+    test's `PowerPlanning` in `analysis.registry`.
     """
 
     design: str
@@ -76,17 +75,20 @@ class PowerPlan:
         ratios = tuple(positive(f"ratios[{i}]", r) for i, r in enumerate(self.ratios))
         object.__setattr__(self, "ratios", ratios)
 
+        planning = preregistered_test(self.design, self.metric_type).planning
         if self.baseline_mean is not None:
             if self.metric_type == MetricType.BINARY:
                 in_open_unit_interval("baseline_mean", self.baseline_mean)
             else:
                 finite("baseline_mean", self.baseline_mean)
-        elif self.design == Design.AB and self.metric_type == MetricType.BINARY:
-            raise AnalysisError("baseline_mean (the control rate) is required for an ab binary plan")
+        elif planning.needs_baseline_mean:
+            raise AnalysisError(
+                f"baseline_mean (the control rate) is required for an {self.design} {self.metric_type} plan"
+            )
 
         if self.baseline_sd is not None:
             positive("baseline_sd", self.baseline_sd)
-        elif self.design == Design.CHAMPION_CHALLENGER or self.metric_type == MetricType.CONTINUOUS:
+        elif planning.needs_baseline_sd:
             raise AnalysisError(f"baseline_sd is required for a {self.design} {self.metric_type} plan")
 
     @property
@@ -132,21 +134,22 @@ def sample_sizes(plan: PowerPlan, mde: float) -> SampleSizes:
       the paired t-test; ratios do not matter, every variant gets the same n pairs.
     """
     mde = positive("mde", mde)
+    test = preregistered_test(plan.design, plan.metric_type)
+    effect_size = test.planning.effect_size(plan, mde)
     alpha = plan.per_comparison_alpha
     alternative = _STATSMODELS_ALTERNATIVE[plan.alternative]
-    if plan.design == Design.CHAMPION_CHALLENGER:
+    if test.paired:
         pairs = round_up_sample_size(
             _solve(
-                TTestPower(), "nobs",
-                effect_size=mde / plan.baseline_sd, alpha=alpha, power=plan.power, alternative=alternative,
+                test.planning.solver(), "nobs",
+                effect_size=effect_size, alpha=alpha, power=plan.power, alternative=alternative,
             )
         )
         return SampleSizes(control=pairs, challengers=(pairs,) * len(plan.ratios))
 
-    effect_size = _ab_effect_size(plan, mde)
     nobs1 = max(
         _solve(
-            _ab_power_analysis(plan), "nobs1",
+            test.planning.solver(), "nobs1",
             effect_size=effect_size, alpha=alpha, power=plan.power, ratio=ratio, alternative=alternative,
         )
         for ratio in plan.ratios
@@ -171,11 +174,14 @@ def minimum_detectable_effect(plan: PowerPlan, control_sample_size: int) -> floa
     - champion_challenger: d from `TTestPower` (nobs = n pairs), mde = d * baseline_sd.
     """
     n = integer_at_least("control_sample_size", control_sample_size, _MIN_GROUP_SIZE)
+    test = preregistered_test(plan.design, plan.metric_type)
     alpha = plan.per_comparison_alpha
     alternative = _STATSMODELS_ALTERNATIVE[plan.alternative]
-    if plan.design == Design.CHAMPION_CHALLENGER:
-        d = _solve(TTestPower(), "effect_size", nobs=n, alpha=alpha, power=plan.power, alternative=alternative)
-        return d * plan.baseline_sd
+    if test.paired:
+        d = _solve(
+            test.planning.solver(), "effect_size", nobs=n, alpha=alpha, power=plan.power, alternative=alternative
+        )
+        return test.planning.effect(plan, d)
 
     for i, ratio in enumerate(plan.ratios):
         if n * ratio < _MIN_GROUP_SIZE:
@@ -184,40 +190,15 @@ def minimum_detectable_effect(plan: PowerPlan, control_sample_size: int) -> floa
             )
     effect_size = max(
         _solve(
-            _ab_power_analysis(plan), "effect_size",
+            test.planning.solver(), "effect_size",
             nobs1=n, alpha=alpha, power=plan.power, ratio=ratio, alternative=alternative,
         )
         for ratio in plan.ratios
     )
-    if plan.metric_type == MetricType.CONTINUOUS:
-        return effect_size * plan.baseline_sd
-    return _rate_difference(plan.baseline_mean, effect_size)
+    return test.planning.effect(plan, effect_size)
 
 
-def _ab_power_analysis(plan: PowerPlan) -> NormalIndPower | TTestIndPower:
-    return NormalIndPower() if plan.metric_type == MetricType.BINARY else TTestIndPower()
-
-
-def _ab_effect_size(plan: PowerPlan, mde: float) -> float:
-    if plan.metric_type == MetricType.CONTINUOUS:
-        return mde / plan.baseline_sd
-    treated_rate = plan.baseline_mean + mde
-    if not treated_rate < 1:
-        raise AnalysisError(f"baseline_mean + mde must be in (0, 1), got {treated_rate}")
-    return float(proportion_effectsize(treated_rate, plan.baseline_mean))
-
-
-def _rate_difference(baseline_rate: float, cohens_h: float) -> float:
-    angle = math.asin(math.sqrt(baseline_rate)) + cohens_h / 2
-    if angle >= math.pi / 2:
-        raise AnalysisError(
-            f"no rate difference is detectable: baseline {baseline_rate} plus the detectable effect "
-            f"(Cohen's h = {cohens_h:.4g}) would reach a rate of 1"
-        )
-    return math.sin(angle) ** 2 - baseline_rate
-
-
-def _solve(analysis: NormalIndPower | TTestIndPower | TTestPower, unknown: str, **known: float | str) -> float:
+def _solve(analysis: PowerSolver, unknown: str, **known: float | str) -> float:
     target_power = known.pop("power")
     with warnings.catch_warnings():
         # The root finder probes invalid points (the sqrt of a negative n) on its way to a
