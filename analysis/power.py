@@ -34,8 +34,8 @@ _SAMPLE_SIZE_DIGITS = 9
 def round_up_sample_size(value: float) -> int:
     """The smallest whole number of units >= `value`: ceil(round(value, 9)).
 
-    A plain `math.ceil` would turn float noise into a whole extra unit: 1000 * 0.3 is
-    300.00000000000006, and 301 units would be planned. Rounding to 9 decimals first drops
+    A plain `math.ceil` would turn float noise into a whole extra unit: 100 control units
+    times a weight ratio of 1.1 is 110.00000000000001, and 111 units would be planned. Rounding to 9 decimals first drops
     that noise. It differs from `math.ceil` only for a value less than 5e-10 above an
     integer, far inside statsmodels' root tolerance (1e-5), so the sizes solved from
     statsmodels still equal `math.ceil` of its answer (tests/analysis/test_power.py).
