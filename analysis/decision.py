@@ -62,7 +62,6 @@ def decide(
     5. keep.
     """
     one_of("direction", direction, Direction)
-    all_reached = all(sample_size_reached.values())
     short = [key for key, reached in sample_size_reached.items() if not reached]
 
     if failed_checks:
@@ -70,18 +69,7 @@ def decide(
 
     broken = [c for c in challengers if c.not_computable_reason is not None]
     if broken:
-        what = "; ".join(f"{c.variant}: {c.not_computable_reason}" for c in broken)
-        if all_reached:
-            return Decision(
-                Outcome.INVALID, None,
-                f"The analysis is invalid because a comparison could not be computed although every variant "
-                f"reached its planned sample size ({what}).",
-            )
-        return Decision(
-            Outcome.INCONCLUSIVE, None,
-            f"The result is inconclusive because a comparison could not be computed yet and "
-            f"{_names(short)} {_is_are(short)} below the planned sample size ({what}).",
-        )
+        return _not_computed(broken, short)
 
     sign = 1 if direction == Direction.INCREASE else -1
     winners = [c for c in challengers if c.significant and sign * c.effect > 0]
@@ -92,7 +80,27 @@ def decide(
             f"Promote {best.variant}: it is significantly better than the control with an effect of "
             f"{best.effect:+.4g}, the largest in the preferred direction ({direction}).",
         )
+    return _no_winner(challengers, short)
 
+
+def _not_computed(broken: Sequence[ChallengerOutcome], short: Sequence[str]) -> Decision:
+    """Rule 2: invalid when every variant reached its planned size, else inconclusive."""
+    what = "; ".join(f"{c.variant}: {c.not_computable_reason}" for c in broken)
+    if not short:
+        return Decision(
+            Outcome.INVALID, None,
+            f"The analysis is invalid because a comparison could not be computed although every variant "
+            f"reached its planned sample size ({what}).",
+        )
+    return Decision(
+        Outcome.INCONCLUSIVE, None,
+        f"The result is inconclusive because a comparison could not be computed yet and "
+        f"{_names(short)} {_is_are(short)} below the planned sample size ({what}).",
+    )
+
+
+def _no_winner(challengers: Sequence[ChallengerOutcome], short: Sequence[str]) -> Decision:
+    """Rules 4 and 5: inconclusive while a variant is short of its planned size, else keep."""
     wrong_way = [c.variant for c in challengers if c.significant]
     no_winner = "no challenger is significantly better than the control"
     if wrong_way:
