@@ -7,9 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from analysis.errors import AnalysisError
-from analysis.types import DIRECTIONS
-
-OUTCOMES = ("invalid", "promote", "inconclusive", "keep")
+from analysis.validation import one_of
+from analysis.vocabulary import Direction, Outcome
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ class ChallengerOutcome:
 class Decision:
     """The outcome, the promoted variant (only for promote) and a one-sentence reason."""
 
-    outcome: str
+    outcome: Outcome
     variant: str | None
     reason: str
 
@@ -62,51 +61,58 @@ def decide(
     4. inconclusive if any variant is below its planned sample size.
     5. keep.
     """
-    if direction not in DIRECTIONS:
-        raise AnalysisError(f"direction must be one of {', '.join(DIRECTIONS)}; got {direction!r}")
-    all_reached = all(sample_size_reached.values())
+    one_of("direction", direction, Direction)
     short = [key for key, reached in sample_size_reached.items() if not reached]
 
     if failed_checks:
-        return Decision("invalid", None, f"The analysis is invalid because {' and '.join(failed_checks)}.")
+        return Decision(Outcome.INVALID, None, f"The analysis is invalid because {' and '.join(failed_checks)}.")
 
     broken = [c for c in challengers if c.not_computable_reason is not None]
     if broken:
-        what = "; ".join(f"{c.variant}: {c.not_computable_reason}" for c in broken)
-        if all_reached:
-            return Decision(
-                "invalid", None,
-                f"The analysis is invalid because a comparison could not be computed although every variant "
-                f"reached its planned sample size ({what}).",
-            )
-        return Decision(
-            "inconclusive", None,
-            f"The result is inconclusive because a comparison could not be computed yet and "
-            f"{_names(short)} {_is_are(short)} below the planned sample size ({what}).",
-        )
+        return _not_computed(broken, short)
 
-    sign = 1 if direction == "increase" else -1
+    sign = 1 if direction == Direction.INCREASE else -1
     winners = [c for c in challengers if c.significant and sign * c.effect > 0]
     if winners:
         best = max(winners, key=lambda c: sign * c.effect)
         return Decision(
-            "promote", best.variant,
+            Outcome.PROMOTE, best.variant,
             f"Promote {best.variant}: it is significantly better than the control with an effect of "
             f"{best.effect:+.4g}, the largest in the preferred direction ({direction}).",
         )
+    return _no_winner(challengers, short)
 
+
+def _not_computed(broken: Sequence[ChallengerOutcome], short: Sequence[str]) -> Decision:
+    """Rule 2: invalid when every variant reached its planned size, else inconclusive."""
+    what = "; ".join(f"{c.variant}: {c.not_computable_reason}" for c in broken)
+    if not short:
+        return Decision(
+            Outcome.INVALID, None,
+            f"The analysis is invalid because a comparison could not be computed although every variant "
+            f"reached its planned sample size ({what}).",
+        )
+    return Decision(
+        Outcome.INCONCLUSIVE, None,
+        f"The result is inconclusive because a comparison could not be computed yet and "
+        f"{_names(short)} {_is_are(short)} below the planned sample size ({what}).",
+    )
+
+
+def _no_winner(challengers: Sequence[ChallengerOutcome], short: Sequence[str]) -> Decision:
+    """Rules 4 and 5: inconclusive while a variant is short of its planned size, else keep."""
     wrong_way = [c.variant for c in challengers if c.significant]
     no_winner = "no challenger is significantly better than the control"
     if wrong_way:
         no_winner += f" ({_names(wrong_way)} {_is_are(wrong_way)} significantly worse)"
     if short:
         return Decision(
-            "inconclusive", None,
+            Outcome.INCONCLUSIVE, None,
             f"The result is inconclusive because {no_winner} and {_names(short)} "
             f"{_is_are(short)} below the planned sample size.",
         )
     return Decision(
-        "keep", None, f"Keep the control because {no_winner} with every variant at its planned sample size."
+        Outcome.KEEP, None, f"Keep the control because {no_winner} with every variant at its planned sample size."
     )
 
 

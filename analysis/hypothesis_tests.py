@@ -26,8 +26,12 @@ from scipy import stats
 
 from analysis.errors import AnalysisError
 from analysis.types import PairedSummary, SampleSummary
+from analysis.validation import one_of
 
-ALTERNATIVES = ("two-sided", "larger", "smaller")
+# The tests' alternatives are scipy's and statsmodels' words (the challenger is larger or
+# smaller than the control), not the plan's `vocabulary.PlanAlternative` (two-sided or
+# one-sided): `AnalysisPlan.hypothesis_alternative` translates one into the other.
+TEST_ALTERNATIVES = ("two-sided", "larger", "smaller")
 
 TWO_PROPORTION_Z_TEST = "two-proportion z-test"
 WELCH_T_TEST = "Welch t-test"
@@ -269,8 +273,7 @@ def holm_adjust(p_values: Sequence[float]) -> tuple[float, ...]:
 
 
 def _check_alternative_and_alpha(alternative: str, alpha: float) -> None:
-    if alternative not in ALTERNATIVES:
-        raise AnalysisError(f"alternative must be one of {', '.join(ALTERNATIVES)}; got {alternative!r}")
+    one_of("alternative", alternative, TEST_ALTERNATIVES)
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
         raise AnalysisError(f"alpha must be in (0, 1), got {alpha!r}")
 

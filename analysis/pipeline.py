@@ -14,42 +14,15 @@ from analysis.checks import (
 )
 from analysis.decision import ChallengerOutcome, Decision, decide
 from analysis.errors import AnalysisError
-from analysis.hypothesis_tests import (
-    MCNEMAR_TEST,
-    PAIRED_T_TEST,
-    TWO_PROPORTION_Z_TEST,
-    WELCH_T_TEST,
-    ComparisonResult,
-    holm_adjust,
-    mcnemar_test,
-    paired_t_test,
-    two_proportion_z_test,
-    welch_t_test,
-)
+from analysis.hypothesis_tests import ComparisonResult, holm_adjust
+from analysis.registry import hypothesis_test_name, preregistered_test
 from analysis.types import AnalysisData, AnalysisPlan, SampleSummary, VariantPlan
+from analysis.vocabulary import Design
 
 __all__ = [
-    "AnalysisData", "AnalysisPlan", "AnalysisResult", "ChallengerComparison", "CheckResults",
+    "AnalysisData", "AnalysisPlan", "ChallengerComparison", "CheckResults", "ExperimentAnalysis",
     "VariantPlan", "VariantResult", "analyze", "hypothesis_test_name",
 ]
-
-_HYPOTHESIS_TESTS = {
-    ("ab", "binary"): two_proportion_z_test,
-    ("ab", "continuous"): welch_t_test,
-    ("champion_challenger", "continuous"): paired_t_test,
-    ("champion_challenger", "binary"): mcnemar_test,
-}
-_TEST_NAMES = {
-    ("ab", "binary"): TWO_PROPORTION_Z_TEST,
-    ("ab", "continuous"): WELCH_T_TEST,
-    ("champion_challenger", "continuous"): PAIRED_T_TEST,
-    ("champion_challenger", "binary"): MCNEMAR_TEST,
-}
-
-
-def hypothesis_test_name(design: str, metric_type: str) -> str:
-    """The name of the preregistered test for a design and metric type (DESIGN.md's table)."""
-    return _TEST_NAMES[(design, metric_type)]
 
 
 @dataclass(frozen=True)
@@ -94,8 +67,12 @@ class CheckResults:
 
 
 @dataclass(frozen=True)
-class AnalysisResult:
-    """Everything DESIGN.md's results document holds that the statistics decide."""
+class ExperimentAnalysis:
+    """Everything DESIGN.md's results document holds that the statistics decide.
+
+    The pure computed result; `experiments.models.AnalysisResult` is the stored one, which
+    holds `to_dict()` with the experiment's key, protocol hash and analysis time.
+    """
 
     test: str
     variants: tuple[VariantResult, ...]
@@ -129,16 +106,18 @@ class AnalysisResult:
                 "incomplete_pairs_share": self.checks.incomplete_pairs_share,
             },
             "decision": {
-                "outcome": self.decision.outcome, "variant": self.decision.variant, "reason": self.decision.reason,
+                # str(): the plain string of the Outcome, as every other value here is plain.
+                "outcome": str(self.decision.outcome), "variant": self.decision.variant, "reason": self.decision.reason,
             },
         }
 
 
-def analyze(plan: AnalysisPlan, data: AnalysisData) -> AnalysisResult:
+def analyze(plan: AnalysisPlan, data: AnalysisData) -> ExperimentAnalysis:
     """Run the preregistered test for every challenger, the checks and the decision.
 
-    - Test by design x metric: ab binary two-proportion z-test, ab continuous Welch t-test,
-      champion_challenger continuous paired t-test, champion_challenger binary McNemar.
+    - Test by design x metric (`analysis.registry`): ab binary two-proportion z-test, ab
+      continuous Welch t-test, champion_challenger continuous paired t-test,
+      champion_challenger binary McNemar.
     - One-sided plans test in the preferred direction ("larger" for increase, else
       "smaller"). With k challengers every interval is at alpha / k and the p-values are
       Holm-adjusted over the k of them; significant = adjusted p < alpha. A comparison that
@@ -173,8 +152,8 @@ def analyze(plan: AnalysisPlan, data: AnalysisData) -> AnalysisResult:
         ],
         sample_size_reached=checks.sample_size_reached,
     )
-    return AnalysisResult(
-        test=_TEST_NAMES[(plan.design, plan.metric_type)],
+    return ExperimentAnalysis(
+        test=preregistered_test(plan.design, plan.metric_type).name,
         variants=tuple(_variant_result(v.key, data.arms[v.key]) for v in plan.variants),
         comparisons=comparisons,
         checks=checks,
@@ -185,7 +164,7 @@ def analyze(plan: AnalysisPlan, data: AnalysisData) -> AnalysisResult:
 def _check_data_fits_plan(plan: AnalysisPlan, data: AnalysisData) -> None:
     keys = [v.key for v in plan.variants]
     missing = [key for key in keys if key not in data.arms]
-    if plan.design == "ab":
+    if plan.design == Design.AB:
         missing += [f"assigned[{key}]" for key in keys if key not in data.assigned]
     else:
         missing += [f"pairs[{c.key}]" for c in plan.challengers if c.key not in data.pairs]
@@ -195,13 +174,9 @@ def _check_data_fits_plan(plan: AnalysisPlan, data: AnalysisData) -> None:
 
 def _compare(plan: AnalysisPlan, data: AnalysisData, challenger: str, alpha: float) -> ComparisonResult | str:
     """The test's result, or the plain-English reason it cannot be computed."""
-    hypothesis_test = _HYPOTHESIS_TESTS[(plan.design, plan.metric_type)]
+    test = preregistered_test(plan.design, plan.metric_type)
     try:
-        alternative = plan.hypothesis_alternative
-        if plan.design == "ab":
-            control = data.arms[plan.control.key]
-            return hypothesis_test(control, data.arms[challenger], alternative=alternative, alpha=alpha)
-        return hypothesis_test(data.pairs[challenger], alternative=alternative, alpha=alpha)
+        return test.compare(data, plan.control.key, challenger, alternative=plan.hypothesis_alternative, alpha=alpha)
     except AnalysisError as error:
         return str(error)
 
@@ -227,7 +202,7 @@ def _comparison(
 def _checks(plan: AnalysisPlan, data: AnalysisData) -> tuple[CheckResults, list[str]]:
     failed: list[str] = []
     planned = {v.key: v.planned_sample_size for v in plan.variants}
-    if plan.design == "ab":
+    if plan.design == Design.AB:
         ratio = sample_ratio_mismatch([data.assigned[v.key] for v in plan.variants], [v.weight for v in plan.variants])
         if not ratio.ok:
             failed.append(

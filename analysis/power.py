@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from statsmodels.stats.power import NormalIndPower, TTestIndPower, TTestPower
-from statsmodels.stats.proportion import proportion_effectsize
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from analysis.errors import AnalysisError
-
-DESIGNS = ("ab", "champion_challenger")
-METRIC_TYPES = ("binary", "continuous")
-ALTERNATIVES = ("two-sided", "one-sided")
+from analysis.registry import PowerSolver, preregistered_test
+from analysis.validation import finite, in_open_unit_interval, integer_at_least, one_of, positive
+from analysis.vocabulary import Design, MetricType, PlanAlternative
 
 # A one-sided plan tests in the preferred direction with a positive planning effect,
 # which is statsmodels' "larger".
-_STATSMODELS_ALTERNATIVE = {"two-sided": "two-sided", "one-sided": "larger"}
+_STATSMODELS_ALTERNATIVE = {PlanAlternative.TWO_SIDED: "two-sided", PlanAlternative.ONE_SIDED: "larger"}
 
 # statsmodels' root finder (brentq_expanding) stops within xtol = 1e-5 of a root, but it
 # can also return a bracket bound or a value where scipy's noncentral t returns nan (deep
@@ -31,38 +26,21 @@ _ROOT_MARGIN = 2e-5
 
 _MIN_GROUP_SIZE = 2
 
-
-def _finite(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise AnalysisError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
+# Digits a planned size is rounded to before it is rounded up: far below any size that
+# matters, far above the ~1e-13 relative error of a product of floats.
+_SAMPLE_SIZE_DIGITS = 9
 
 
-def _in_open_unit_interval(name: str, value: object) -> float:
-    number = _finite(name, value)
-    if not 0 < number < 1:
-        raise AnalysisError(f"{name} must be in (0, 1), got {number}")
-    return number
+def round_up_sample_size(value: float) -> int:
+    """The smallest whole number of units >= `value`: ceil(round(value, 9)).
 
-
-def _positive(name: str, value: object) -> float:
-    number = _finite(name, value)
-    if number <= 0:
-        raise AnalysisError(f"{name} must be > 0, got {number}")
-    return number
-
-
-def _one_of(name: str, value: object, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise AnalysisError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
-
-
-def _group_size(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise AnalysisError(f"{name} must be an integer, got {value!r}")
-    if value < _MIN_GROUP_SIZE:
-        raise AnalysisError(f"{name} must be at least {_MIN_GROUP_SIZE}, got {value}")
-    return int(value)
+    A plain `math.ceil` would turn float noise into a whole extra unit: 100 control units
+    times a weight ratio of 1.1 is 110.00000000000001, and 111 units would be planned. Rounding to 9 decimals first drops
+    that noise. It differs from `math.ceil` only for a value less than 5e-10 above an
+    integer, far inside statsmodels' root tolerance (1e-5), so the sizes solved from
+    statsmodels still equal `math.ceil` of its answer (tests/analysis/test_power.py).
+    """
+    return int(-(-round(value, _SAMPLE_SIZE_DIGITS) // 1))
 
 
 @dataclass(frozen=True)
@@ -73,7 +51,8 @@ class PowerPlan:
     challenger is tested against the control at `alpha / k` (Bonferroni over k challengers).
     `baseline_mean` is the control rate p0 (required for an `ab` binary plan);
     `baseline_sd` is the unit sd for `ab` continuous and the sd of the paired difference
-    for `champion_challenger` (required for both).
+    for `champion_challenger` (required for both). Which baseline a plan needs is its
+    test's `PowerPlanning` in `analysis.registry`.
     """
 
     design: str
@@ -86,27 +65,30 @@ class PowerPlan:
     baseline_sd: float | None = None
 
     def __post_init__(self) -> None:
-        _one_of("design", self.design, DESIGNS)
-        _one_of("metric_type", self.metric_type, METRIC_TYPES)
-        _one_of("alternative", self.alternative, ALTERNATIVES)
-        _in_open_unit_interval("alpha", self.alpha)
-        _in_open_unit_interval("power", self.power)
+        one_of("design", self.design, Design)
+        one_of("metric_type", self.metric_type, MetricType)
+        one_of("alternative", self.alternative, PlanAlternative)
+        in_open_unit_interval("alpha", self.alpha)
+        in_open_unit_interval("power", self.power)
         if not isinstance(self.ratios, (tuple, list)) or not self.ratios:
             raise AnalysisError("ratios must be a non-empty sequence, one ratio per challenger")
-        ratios = tuple(_positive(f"ratios[{i}]", r) for i, r in enumerate(self.ratios))
+        ratios = tuple(positive(f"ratios[{i}]", r) for i, r in enumerate(self.ratios))
         object.__setattr__(self, "ratios", ratios)
 
+        planning = preregistered_test(self.design, self.metric_type).planning
         if self.baseline_mean is not None:
-            if self.metric_type == "binary":
-                _in_open_unit_interval("baseline_mean", self.baseline_mean)
+            if self.metric_type == MetricType.BINARY:
+                in_open_unit_interval("baseline_mean", self.baseline_mean)
             else:
-                _finite("baseline_mean", self.baseline_mean)
-        elif self.design == "ab" and self.metric_type == "binary":
-            raise AnalysisError("baseline_mean (the control rate) is required for an ab binary plan")
+                finite("baseline_mean", self.baseline_mean)
+        elif planning.needs_baseline_mean:
+            raise AnalysisError(
+                f"baseline_mean (the control rate) is required for an {self.design} {self.metric_type} plan"
+            )
 
         if self.baseline_sd is not None:
-            _positive("baseline_sd", self.baseline_sd)
-        elif self.design == "champion_challenger" or self.metric_type == "continuous":
+            positive("baseline_sd", self.baseline_sd)
+        elif planning.needs_baseline_sd:
             raise AnalysisError(f"baseline_sd is required for a {self.design} {self.metric_type} plan")
 
     @property
@@ -126,10 +108,12 @@ class SampleSizes:
     challengers: tuple[int, ...]
 
     def __post_init__(self) -> None:
-        _group_size("control", self.control)
+        integer_at_least("control", self.control, _MIN_GROUP_SIZE)
         if not isinstance(self.challengers, (tuple, list)) or not self.challengers:
             raise AnalysisError("challengers must be a non-empty sequence of sample sizes")
-        sizes = tuple(_group_size(f"challengers[{i}]", n) for i, n in enumerate(self.challengers))
+        sizes = tuple(
+            integer_at_least(f"challengers[{i}]", n, _MIN_GROUP_SIZE) for i, n in enumerate(self.challengers)
+        )
         object.__setattr__(self, "challengers", sizes)
 
 
@@ -140,7 +124,8 @@ def sample_sizes(plan: PowerPlan, mde: float) -> SampleSizes:
     nobs2 = nobs1 * ratio_i), then:
       control = ceil(max_i nobs1_i);  challenger i = ceil(max_i nobs1_i * ratio_i),
     so the control and the binding challenger are exactly statsmodels' nobs1 and nobs2
-    rounded up, and every other challenger has at least its required power.
+    rounded up (by `round_up_sample_size`), and every other challenger has at least its
+    required power.
 
     - ab binary: `NormalIndPower().solve_power(effect_size=h, nobs1=None, ...)` with Cohen's
       h = 2 asin(sqrt(p0 + mde)) - 2 asin(sqrt(p0)) (`proportion_effectsize(p0 + mde, p0)`).
@@ -148,29 +133,30 @@ def sample_sizes(plan: PowerPlan, mde: float) -> SampleSizes:
     - champion_challenger: `TTestPower().solve_power(effect_size=mde / baseline_sd, nobs=None, ...)`,
       the paired t-test; ratios do not matter, every variant gets the same n pairs.
     """
-    mde = _positive("mde", mde)
+    mde = positive("mde", mde)
+    test = preregistered_test(plan.design, plan.metric_type)
+    effect_size = test.planning.effect_size(plan, mde)
     alpha = plan.per_comparison_alpha
     alternative = _STATSMODELS_ALTERNATIVE[plan.alternative]
-    if plan.design == "champion_challenger":
-        pairs = math.ceil(
+    if test.paired:
+        pairs = round_up_sample_size(
             _solve(
-                TTestPower(), "nobs",
-                effect_size=mde / plan.baseline_sd, alpha=alpha, power=plan.power, alternative=alternative,
+                test.planning.solver(), "nobs",
+                effect_size=effect_size, alpha=alpha, power=plan.power, alternative=alternative,
             )
         )
         return SampleSizes(control=pairs, challengers=(pairs,) * len(plan.ratios))
 
-    effect_size = _ab_effect_size(plan, mde)
     nobs1 = max(
         _solve(
-            _ab_power_analysis(plan), "nobs1",
+            test.planning.solver(), "nobs1",
             effect_size=effect_size, alpha=alpha, power=plan.power, ratio=ratio, alternative=alternative,
         )
         for ratio in plan.ratios
     )
     return SampleSizes(
-        control=math.ceil(nobs1),
-        challengers=tuple(math.ceil(nobs1 * ratio) for ratio in plan.ratios),
+        control=round_up_sample_size(nobs1),
+        challengers=tuple(round_up_sample_size(nobs1 * ratio) for ratio in plan.ratios),
     )
 
 
@@ -187,12 +173,15 @@ def minimum_detectable_effect(plan: PowerPlan, control_sample_size: int) -> floa
     - ab continuous: d from `TTestIndPower`, mde = d * baseline_sd.
     - champion_challenger: d from `TTestPower` (nobs = n pairs), mde = d * baseline_sd.
     """
-    n = _group_size("control_sample_size", control_sample_size)
+    n = integer_at_least("control_sample_size", control_sample_size, _MIN_GROUP_SIZE)
+    test = preregistered_test(plan.design, plan.metric_type)
     alpha = plan.per_comparison_alpha
     alternative = _STATSMODELS_ALTERNATIVE[plan.alternative]
-    if plan.design == "champion_challenger":
-        d = _solve(TTestPower(), "effect_size", nobs=n, alpha=alpha, power=plan.power, alternative=alternative)
-        return d * plan.baseline_sd
+    if test.paired:
+        d = _solve(
+            test.planning.solver(), "effect_size", nobs=n, alpha=alpha, power=plan.power, alternative=alternative
+        )
+        return test.planning.effect(plan, d)
 
     for i, ratio in enumerate(plan.ratios):
         if n * ratio < _MIN_GROUP_SIZE:
@@ -201,40 +190,15 @@ def minimum_detectable_effect(plan: PowerPlan, control_sample_size: int) -> floa
             )
     effect_size = max(
         _solve(
-            _ab_power_analysis(plan), "effect_size",
+            test.planning.solver(), "effect_size",
             nobs1=n, alpha=alpha, power=plan.power, ratio=ratio, alternative=alternative,
         )
         for ratio in plan.ratios
     )
-    if plan.metric_type == "continuous":
-        return effect_size * plan.baseline_sd
-    return _rate_difference(plan.baseline_mean, effect_size)
+    return test.planning.effect(plan, effect_size)
 
 
-def _ab_power_analysis(plan: PowerPlan) -> NormalIndPower | TTestIndPower:
-    return NormalIndPower() if plan.metric_type == "binary" else TTestIndPower()
-
-
-def _ab_effect_size(plan: PowerPlan, mde: float) -> float:
-    if plan.metric_type == "continuous":
-        return mde / plan.baseline_sd
-    treated_rate = plan.baseline_mean + mde
-    if not treated_rate < 1:
-        raise AnalysisError(f"baseline_mean + mde must be in (0, 1), got {treated_rate}")
-    return float(proportion_effectsize(treated_rate, plan.baseline_mean))
-
-
-def _rate_difference(baseline_rate: float, cohens_h: float) -> float:
-    angle = math.asin(math.sqrt(baseline_rate)) + cohens_h / 2
-    if angle >= math.pi / 2:
-        raise AnalysisError(
-            f"no rate difference is detectable: baseline {baseline_rate} plus the detectable effect "
-            f"(Cohen's h = {cohens_h:.4g}) would reach a rate of 1"
-        )
-    return math.sin(angle) ** 2 - baseline_rate
-
-
-def _solve(analysis: NormalIndPower | TTestIndPower | TTestPower, unknown: str, **known: float | str) -> float:
+def _solve(analysis: PowerSolver, unknown: str, **known: float | str) -> float:
     target_power = known.pop("power")
     with warnings.catch_warnings():
         # The root finder probes invalid points (the sqrt of a negative n) on its way to a

@@ -3,40 +3,26 @@
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from types import MappingProxyType
 
 from analysis.errors import AnalysisError
-
-DESIGNS = ("ab", "champion_challenger")
-METRIC_TYPES = ("binary", "continuous")
-DIRECTIONS = ("increase", "decrease")
-PLAN_ALTERNATIVES = ("two-sided", "one-sided")
+from analysis.validation import (
+    finite,
+    in_closed_unit_interval,
+    in_open_unit_interval,
+    non_negative_integer,
+    one_of,
+    positive,
+)
+from analysis.vocabulary import Design, Direction, MetricType, PlanAlternative
 
 # Sums computed by a database in floating point may break (sum x)^2 <= n * sum x^2 by a
 # few ulps when every value is equal; anything beyond this relative slack is a caller bug
 # (for instance a sum of squared deviations passed as the sum of squares).
 _CAUCHY_SCHWARZ_SLACK = 1e-9
-
-
-def _finite(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise AnalysisError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
-
-
-def _count(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise AnalysisError(f"{name} must be a non-negative integer, got {value!r}")
-    return int(value)
-
-
-def _one_of(name: str, value: object, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise AnalysisError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
 
 
 def _sum_of_squares(name: str, n: int, total: float, total_of_squares: float) -> None:
@@ -69,9 +55,9 @@ class SampleSummary:
     total_of_squares: float
 
     def __post_init__(self) -> None:
-        n = _count("n", self.n)
-        total = _finite("total", self.total)
-        squares = _finite("total_of_squares", self.total_of_squares)
+        n = non_negative_integer("n", self.n)
+        total = finite("total", self.total)
+        squares = finite("total_of_squares", self.total_of_squares)
         if n == 0 and (total != 0 or squares != 0):
             raise AnalysisError("an empty sample (n = 0) must have total = total_of_squares = 0")
         _sum_of_squares("total_of_squares", n, total, squares)
@@ -114,12 +100,12 @@ class PairedSummary:
     cross_total: float
 
     def __post_init__(self) -> None:
-        n = _count("n", self.n)
+        n = non_negative_integer("n", self.n)
         names = (
             "champion_total", "champion_total_of_squares", "challenger_total",
             "challenger_total_of_squares", "cross_total",
         )
-        values = {name: _finite(name, getattr(self, name)) for name in names}
+        values = {name: finite(name, getattr(self, name)) for name in names}
         if n == 0 and any(values.values()):
             raise AnalysisError("no pairs (n = 0) must come with every total equal to 0")
         _sum_of_squares("champion_total_of_squares", n, values["champion_total"], values["champion_total_of_squares"])
@@ -184,13 +170,11 @@ class VariantPlan:
     def __post_init__(self) -> None:
         if not isinstance(self.key, str) or not self.key:
             raise AnalysisError(f"a variant key must be a non-empty string, got {self.key!r}")
-        weight = _finite(f"weight of {self.key}", self.weight)
-        if weight <= 0:
-            raise AnalysisError(f"weight of {self.key} must be > 0, got {weight}")
+        weight = positive(f"weight of {self.key}", self.weight)
         if not isinstance(self.is_control, bool):
             raise AnalysisError(f"is_control of {self.key} must be a bool, got {self.is_control!r}")
         object.__setattr__(self, "weight", weight)
-        planned = _count(f"planned_sample_size of {self.key}", self.planned_sample_size)
+        planned = non_negative_integer(f"planned_sample_size of {self.key}", self.planned_sample_size)
         object.__setattr__(self, "planned_sample_size", planned)
 
 
@@ -214,16 +198,12 @@ class AnalysisPlan:
     incomplete_pairs_max_share: float = 0.2
 
     def __post_init__(self) -> None:
-        _one_of("design", self.design, DESIGNS)
-        _one_of("metric_type", self.metric_type, METRIC_TYPES)
-        _one_of("direction", self.direction, DIRECTIONS)
-        _one_of("alternative", self.alternative, PLAN_ALTERNATIVES)
-        alpha = _finite("alpha", self.alpha)
-        if not 0 < alpha < 1:
-            raise AnalysisError(f"alpha must be in (0, 1), got {alpha}")
-        share = _finite("incomplete_pairs_max_share", self.incomplete_pairs_max_share)
-        if not 0 <= share <= 1:
-            raise AnalysisError(f"incomplete_pairs_max_share must be in [0, 1], got {share}")
+        one_of("design", self.design, Design)
+        one_of("metric_type", self.metric_type, MetricType)
+        one_of("direction", self.direction, Direction)
+        one_of("alternative", self.alternative, PlanAlternative)
+        alpha = in_open_unit_interval("alpha", self.alpha)
+        share = in_closed_unit_interval("incomplete_pairs_max_share", self.incomplete_pairs_max_share)
         if not isinstance(self.variants, (tuple, list)) or not all(isinstance(v, VariantPlan) for v in self.variants):
             raise AnalysisError("variants must be a sequence of VariantPlan")
         variants = tuple(self.variants)
@@ -251,9 +231,9 @@ class AnalysisPlan:
     @property
     def hypothesis_alternative(self) -> str:
         """The hypothesis tests' alternative: one-sided looks in the preferred direction."""
-        if self.alternative == "two-sided":
+        if self.alternative == PlanAlternative.TWO_SIDED:
             return "two-sided"
-        return "larger" if self.direction == "increase" else "smaller"
+        return "larger" if self.direction == Direction.INCREASE else "smaller"
 
 
 @dataclass(frozen=True)
@@ -280,6 +260,6 @@ class AnalysisData:
             object.__setattr__(self, name, MappingProxyType(dict(mapping)))
         if not isinstance(self.assigned, Mapping):
             raise AnalysisError("assigned must map variant keys to unit counts")
-        assigned = {key: _count(f"assigned[{key!r}]", count) for key, count in self.assigned.items()}
+        assigned = {key: non_negative_integer(f"assigned[{key!r}]", count) for key, count in self.assigned.items()}
         object.__setattr__(self, "assigned", MappingProxyType(assigned))
-        object.__setattr__(self, "incomplete_pairs", _count("incomplete_pairs", self.incomplete_pairs))
+        object.__setattr__(self, "incomplete_pairs", non_negative_integer("incomplete_pairs", self.incomplete_pairs))

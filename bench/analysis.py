@@ -52,7 +52,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -61,18 +60,22 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.analysis_setup import OUTCOMES, create_experiments, django_setup, load, make_due, sum_units  # noqa: E402
+from bench.analysis_sql import (  # noqa: E402
+    BARE,
+    alternatives,
+    explain_application_queries,
+    explain_summary,
+    spills,
+    timed_sql,
+)
 from bench.common import PYTHON, manage, recreate_database, redacted, server_env  # noqa: E402
+
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_analysis"
 DEFAULT_SIZES = [1_000_000, 10_000_000]
 TARGET_RATIO = 2.0
 TARGET_RSS_MB = 300.0
 OTHER_BENCH = r"bench/(assignment|ingest)\.py"
-OBSERVATIONS = "experiments_observation"
-ASSIGNMENTS = "experiments_assignment"
-OUTCOMES = "experiments_unitoutcome"
-
-BARE = f"""SELECT variant_id, count(*), sum(value), sum(value * value)
-FROM {OBSERVATIONS} WHERE experiment_id = %s GROUP BY variant_id"""
 
 # Runs in the measured subprocess: Django set up and a connection opened first (a worker
 # has both already), then only the call is timed.
@@ -100,166 +103,6 @@ print(json.dumps({"analysis_s": t2 - t1, "setup_s": t1 - t0, "outcome": result.o
 
 def _log(message: str) -> None:
     print(message, flush=True)
-
-
-# -- database -----------------------------------------------------------------------------------
-
-def _timed_sql(conn: psycopg.Connection, sql: str, params: list, *, settings: dict[str, str] | None = None,
-               runs: int = 2) -> tuple[float, list]:
-    """Run a statement `runs` times in its own transaction; the last run's time and rows."""
-    seconds, rows = 0.0, []
-    for _ in range(runs):
-        with conn.transaction():
-            for name, value in (settings or {}).items():
-                conn.execute(f"SET LOCAL {name} = '{value}'")
-            start = time.perf_counter()
-            rows = conn.execute(sql, params).fetchall()
-            seconds = time.perf_counter() - start
-    return seconds, rows
-
-
-# -- setup through the services -----------------------------------------------------------------
-
-def _django(env: dict[str, str]):
-    os.environ.update({k: env[k] for k in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "DEBUG", "SECRET_KEY",
-                                           "ALLOWED_HOSTS", "CELERY_BROKER_URL", "LOG_LEVEL", "VAR_DIR")})
-    import django
-    django.setup()
-
-
-def _create_experiments(size: int, cc: bool) -> dict[str, dict]:
-    """Create and start the experiments through the services; return ids and variant ids."""
-    from experiments.services.definition import experiment_create
-    from experiments.services.lifecycle import experiment_start
-
-    common = dict(alpha=0.05, power=0.8, alternative="two-sided", duration=timedelta(days=14),
-                  grace_period=timedelta(0), traffic_percent=100.0, auto_promote=False)
-    definitions = {"ab": dict(
-        key=f"bench-ab-{size}", name=f"Benchmark checkout ({size:,} observations)",
-        hypothesis="A green button raises conversion", design="ab", metric_name="conversion",
-        metric_type="binary", metric_direction="increase", baseline_mean=0.10, baseline_sd=None,
-        mde=0.01, sample_size_per_variant=None,
-        variants=[{"key": "control", "weight": 1.0, "is_control": True, "payload": {}},
-                  {"key": "green", "weight": 1.0, "is_control": False, "payload": {}}], **common)}
-    if cc:
-        definitions["cc"] = dict(
-            key=f"bench-cc-{size}", name=f"Benchmark ranker ({size:,} observations)",
-            hypothesis="The challenger model has a lower loss", design="champion_challenger",
-            metric_name="loss", metric_type="continuous", metric_direction="decrease", baseline_mean=None,
-            baseline_sd=5.0, mde=0.5, sample_size_per_variant=None,
-            variants=[{"key": "champion", "weight": 1.0, "is_control": True, "payload": {}},
-                      {"key": "challenger", "weight": 1.0, "is_control": False, "payload": {}}], **common)
-    made = {}
-    for name, definition in definitions.items():
-        experiment = experiment_start(experiment=experiment_create(actor=None, definition=definition), actor=None)
-        made[name] = {"id": experiment.id, "key": experiment.key,
-                      "variants": [v.id for v in experiment.variants.order_by("position", "id")]}
-    return made
-
-
-def _sum_units(experiment_ids: list[int]) -> None:
-    """Recompute the per-unit sums the ingestion service would have kept (the load went around it)."""
-    from django.db import connection, transaction
-
-    from experiments.models import Experiment
-    from experiments.unit_outcomes.write import unit_outcomes_rebuild
-
-    for experiment_id in experiment_ids:
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL work_mem = '1GB'")
-            unit_outcomes_rebuild(Experiment.objects.get(pk=experiment_id))
-
-
-def _make_due(experiment_ids: list[int], counts: dict[int, int]) -> None:
-    """Move the test period into the past and mark the analysis queued, as the sweep would."""
-    from django.utils import timezone
-
-    from experiments.models import Experiment, Status
-
-    now = timezone.now()
-    for experiment_id in experiment_ids:
-        Experiment.objects.filter(pk=experiment_id).update(
-            started_at=now - timedelta(days=15), ends_at=now - timedelta(days=1),
-            status=Status.ANALYZING, analysis_queued_at=now, observation_count=counts[experiment_id])
-
-
-# -- bulk load ------------------------------------------------------------------------------------
-
-def _indexes(conn: psycopg.Connection, table: str) -> list[tuple[str, str, str | None]]:
-    """(name, CREATE INDEX statement, constraint name or None) of every non-primary-key index."""
-    return conn.execute(
-        """
-        SELECT i.relname, pg_get_indexdef(x.indexrelid), c.conname
-        FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
-        LEFT JOIN pg_constraint c ON c.conindid = x.indexrelid AND c.contype IN ('u', 'x')
-        WHERE x.indrelid = %s::regclass AND NOT x.indisprimary
-        """, [table]).fetchall()
-
-
-def _load(conn: psycopg.Connection, made: dict[str, dict], size: int) -> None:
-    units = size // 2
-    saved = {table: _indexes(conn, table) for table in (OBSERVATIONS, ASSIGNMENTS)}
-    with conn.transaction():
-        conn.execute("SET LOCAL session_replication_role = replica")   # no FK triggers while loading
-        conn.execute("SET LOCAL maintenance_work_mem = '1GB'")
-        conn.execute("SELECT setseed(0.42)")
-        for table, indexes in saved.items():
-            for name, _, constraint in indexes:
-                if constraint:
-                    conn.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{constraint}"')
-                else:
-                    conn.execute(f'DROP INDEX "{name}"')
-        ab = made["ab"]
-        control, green = ab["variants"]
-        unit = "'user-' || lpad(u::text, 9, '0')"
-        variant = f"CASE WHEN hashtext({unit}) & 1 = 0 THEN {control} ELSE {green} END"
-        conn.execute(
-            f"""
-            INSERT INTO {ASSIGNMENTS} (experiment_id, unit, variant_id, assigned_at)
-            SELECT %s, {unit}, {variant}, now() - interval '15 days' + u * (interval '13 days' / %s)
-            FROM generate_series(0, %s - 1) AS u
-            """, [ab["id"], units, units])
-        conn.execute(
-            f"""
-            INSERT INTO {OBSERVATIONS}
-                (experiment_id, variant_id, unit, value, latency_ms, observed_at, received_at, idempotency_key)
-            SELECT %s, v, {unit}, (random() < CASE WHEN v = {control} THEN 0.05 ELSE 0.053 END)::int, NULL,
-                   at, at + interval '2 seconds', 'o-' || i
-            FROM (SELECT i, u, {variant} AS v, now() - interval '15 days' + i * (interval '14 days' / %s) AS at
-                  FROM (SELECT i, floor(random() * %s)::int AS u FROM generate_series(0, %s - 1) AS i) AS drawn
-                 ) AS rows
-            """, [ab["id"], size, units, size])
-        if "cc" in made:
-            cc = made["cc"]
-            champion, challenger = cc["variants"]
-            request = "'r-' || md5(u::text)"
-            conn.execute(
-                f"""
-                INSERT INTO {ASSIGNMENTS} (experiment_id, unit, variant_id, assigned_at)
-                SELECT %s, {request}, %s, now() - interval '15 days' + u * (interval '13 days' / %s)
-                FROM generate_series(0, %s - 1) AS u
-                """, [cc["id"], champion, units, units])
-            # Champion loss ~ Gamma(2, 5) (sum of two exponentials), challenger = champion + Normal(-0.1, 5).
-            conn.execute(
-                f"""
-                INSERT INTO {OBSERVATIONS}
-                    (experiment_id, variant_id, unit, value, latency_ms, observed_at, received_at, idempotency_key)
-                SELECT %s, v.id, {request}, CASE WHEN v.champion THEN loss ELSE loss - 0.1 + noise END,
-                       20 + 60 * random(), at, at + interval '1 hour', 'o-' || u || '-' || v.id
-                FROM (SELECT u, -5 * ln(1 - random()) - 5 * ln(1 - random()) AS loss,
-                             5 * sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random()) AS noise,
-                             now() - interval '15 days' + u * (interval '13 days' / %s) AS at
-                      FROM generate_series(0, %s - 1) AS u) AS requests
-                CROSS JOIN (VALUES (%s::bigint, true), (%s::bigint, false)) AS v (id, champion)
-                """, [cc["id"], units, units, champion, challenger])
-        for table, indexes in saved.items():
-            for name, definition, constraint in indexes:
-                conn.execute(definition)
-                if constraint:
-                    conn.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{constraint}" UNIQUE USING INDEX "{name}"')
-    for table in (OBSERVATIONS, ASSIGNMENTS):
-        conn.execute(f"VACUUM ANALYZE {table}")
 
 
 # -- measuring ------------------------------------------------------------------------------------
@@ -311,7 +154,7 @@ def _paired(env: dict[str, str], conn: psycopg.Connection, experiment_id: int, v
     round only warms the cache; of the others, the round with the median ratio is kept."""
     rounds = []
     for _ in range(runs):
-        bare, _ = _timed_sql(conn, BARE, [experiment_id], runs=1)
+        bare, _ = timed_sql(conn, BARE, [experiment_id], runs=1)
         figures = _run_worker(env, conn, experiment_id, variant)
         figures.update(bare_s=bare, ratio=figures["analysis_s"] / bare)
         rounds.append(figures)
@@ -320,18 +163,6 @@ def _paired(env: dict[str, str], conn: psycopg.Connection, experiment_id: int, v
     kept["ratios"] = [f["ratio"] for f in rounds[1:]]
     kept["hwm_kb"] = max(f["hwm_kb"] for f in rounds)
     return kept
-
-
-def _paired_sql(conn: psycopg.Connection, experiment_id: int, statements: list[tuple[str, list]],
-                settings: dict[str, str], runs: int) -> tuple[float, float]:
-    """Like _paired for SQL run from here: (seconds, bare seconds) of the median-ratio round after the first."""
-    rounds = []
-    for _ in range(runs):
-        bare, _ = _timed_sql(conn, BARE, [experiment_id], runs=1)
-        seconds = sum(_timed_sql(conn, sql, params, settings=settings, runs=1)[0] for sql, params in statements)
-        rounds.append((seconds, bare))
-    measured = sorted(rounds[1:] or rounds, key=lambda r: r[0] / r[1])
-    return measured[(len(measured) - 1) // 2]
 
 
 def _same_document(a: dict, b: dict, rel: float = 1e-9) -> bool:
@@ -346,122 +177,6 @@ def _same_document(a: dict, b: dict, rel: float = 1e-9) -> bool:
         return x == y
     strip = lambda d: {k: v for k, v in d.items() if k != "analyzed_at"}  # noqa: E731
     return same(strip(a), strip(b))
-
-
-# -- EXPLAIN --------------------------------------------------------------------------------------
-
-def _explain_application_queries(experiment_id: int) -> list[tuple[str, list, dict]]:
-    """EXPLAIN (ANALYZE, BUFFERS) of every summary query analysis_data runs, under the analysis's
-    work_mem. Each such query is run once, as EXPLAIN ANALYZE, and replaced by a LIMIT 0 version
-    of itself so that no query runs twice (the summaries then come out empty, which is ignored)."""
-    from django.conf import settings
-    from django.db import connection, transaction
-
-    from experiments.models import Experiment
-    from experiments.unit_outcomes.read import analysis_data
-
-    captured = []
-
-    def explain(execute, sql, params, many, context):
-        if (OUTCOMES in sql or ASSIGNMENTS in sql) and sql.lstrip().upper().startswith(("WITH", "SELECT")):
-            context["cursor"].execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, params)
-            plan = context["cursor"].fetchone()[0]
-            captured.append((sql, list(params or []), json.loads(plan) if isinstance(plan, str) else plan))
-            return execute(f"SELECT * FROM ({sql}) AS explained LIMIT 0", params, many, context)
-        return execute(sql, params, many, context)
-
-    experiment = Experiment.objects.get(pk=experiment_id)
-    with transaction.atomic(), connection.execute_wrapper(explain):
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL work_mem = %s", [settings.ANALYSIS_WORK_MEM])
-        try:
-            analysis_data(experiment)
-        except (ValueError, TypeError, KeyError, IndexError, StopIteration):
-            pass   # fewer rows than the code expects: the queries ran (as EXPLAIN) all the same
-    return captured
-
-
-def _plan_lines(plan: dict, depth: int = 0) -> list[str]:
-    """One line per plan node: type, loops, rows, time, and memory / spill figures."""
-    kind = plan["Node Type"]
-    if plan.get("Strategy") in ("Hashed", "Sorted", "Mixed") and kind == "Aggregate":
-        kind = {"Hashed": "HashAggregate", "Sorted": "GroupAggregate", "Mixed": "MixedAggregate"}[plan["Strategy"]]
-    if plan.get("Partial Mode") in ("Partial", "Finalize"):
-        kind = f"{plan['Partial Mode']} {kind}"
-    if plan.get("Parallel Aware"):
-        kind = "Parallel " + kind
-    on = plan.get("Index Name") or plan.get("Relation Name") or plan.get("CTE Name")
-    keys = plan.get("Group Key") or plan.get("Hash Cond") or plan.get("Sort Key") or plan.get("Merge Cond")
-    bits = [f"{kind}{' on ' + on if on else ''}{' by ' + str(keys) if keys else ''}",
-            f"loops={plan.get('Actual Loops')}", f"rows={plan.get('Actual Rows')}",
-            f"time={plan.get('Actual Total Time', 0) / 1000:.2f}s"]
-    if "HashAgg Batches" in plan:
-        bits.append(f"batches={plan['HashAgg Batches']} mem={plan.get('Peak Memory Usage', 0) // 1024}MB "
-                    f"disk={plan.get('Disk Usage', 0) // 1024}MB"
-                    + (f" planned_partitions={plan['Planned Partitions']}" if plan.get("Planned Partitions") else ""))
-    if "Hash Batches" in plan:
-        bits.append(f"batches={plan['Hash Batches']} (planned {plan.get('Original Hash Batches')}) "
-                    f"mem={plan.get('Peak Memory Usage', 0) // 1024}MB")
-    if "Sort Method" in plan:
-        bits.append(f"{plan['Sort Method']} {plan.get('Sort Space Used', 0) // 1024}MB "
-                    f"{plan.get('Sort Space Type', '')}")
-    if "Workers Launched" in plan:
-        bits.append(f"workers={plan['Workers Launched']}/{plan.get('Workers Planned')}")
-    if plan.get("Temp Written Blocks"):
-        bits.append(f"temp_written={plan['Temp Written Blocks'] * 8 // 1024}MB")
-    if "Heap Fetches" in plan:
-        bits.append(f"heap_fetches={plan['Heap Fetches']}")
-    lines = ["    " + "  " * depth + "-> " + "  ".join(bits)]
-    for child in plan.get("Plans", []):
-        lines += _plan_lines(child, depth + 1)
-    return lines
-
-
-def _explain_summary(explained: dict) -> list[str]:
-    jit = explained.get("JIT", {}).get("Timing", {}).get("Total", 0) / 1000
-    lines = [f"    planning {explained['Planning Time'] / 1000:.3f} s, execution "
-             f"{explained['Execution Time'] / 1000:.2f} s (of which JIT compilation {jit:.2f} s)"]
-    return lines + _plan_lines(explained["Plan"])
-
-
-def _spills(plan: dict) -> list[str]:
-    found = []
-    if plan.get("Disk Usage") or (plan.get("HashAgg Batches", 1) > 1):
-        found.append(f"{plan['Node Type']} ({plan.get('Group Key')}) spilled: {plan.get('HashAgg Batches')} batches, "
-                     f"{plan.get('Disk Usage', 0) // 1024} MB on disk (per process), loops={plan.get('Actual Loops')}")
-    if plan.get("Hash Batches", 1) > 1:
-        found.append(f"Hash ({plan.get('Hash Cond')}) spilled: {plan['Hash Batches']} batches")
-    for child in plan.get("Plans", []):
-        found += _spills(child)
-    return found
-
-
-# -- alternatives (SQL run from the bench, same transaction settings) ---------------------------------
-
-# What the analysis ran before ingestion kept per-unit sums (UnitOutcome): every observation
-# grouped by unit at analysis time. Timed beside the application to show what the sums buy.
-AB_ASSIGNED = f"SELECT variant_id, COUNT(*) FROM {ASSIGNMENTS} WHERE experiment_id = %s GROUP BY variant_id"
-AB_GROUPED = f"""SELECT variant_id, COUNT(*), SUM(v), SUM(v * v) FROM (
-    SELECT variant_id, unit, MAX(value) AS v FROM {OBSERVATIONS} WHERE experiment_id = %s AND value <> 0
-    GROUP BY variant_id, unit) AS per_unit GROUP BY variant_id"""
-CC_GROUPED = """SELECT COUNT(x), SUM(x), SUM(x * x), COUNT(y), SUM(y), SUM(y * y),
-    COUNT(*) FILTER (WHERE x IS NOT NULL AND y IS NOT NULL), SUM(x * y) FILTER (WHERE x IS NOT NULL AND y IS NOT NULL),
-    COUNT(*) FILTER (WHERE x IS NULL OR y IS NULL)
-    FROM (SELECT unit, AVG(value) FILTER (WHERE variant_id = %s) AS x, AVG(value) FILTER (WHERE variant_id = %s) AS y
-          FROM experiments_observation WHERE experiment_id = %s GROUP BY unit) AS per_unit"""
-
-
-def _alternatives(conn: psycopg.Connection, work_mem: str, name: str, experiment: dict) -> list[tuple]:
-    """(label, seconds, bare seconds) of the former observation-grouping queries, run once (warm cache)."""
-    settings = {"work_mem": work_mem}
-    if name == "ab":
-        statements = [(AB_GROUPED, [experiment["id"]]), (AB_ASSIGNED, [experiment["id"]])]
-        label = "ab: GROUP BY variant, unit over the observations + assigned counts"
-    else:
-        champion, challenger = experiment["variants"]
-        statements = [(CC_GROUPED, [champion, challenger, experiment["id"]])]
-        label = "cc: GROUP BY unit over the observations (one FILTER pass)"
-    return [(label, *_paired_sql(conn, experiment["id"], statements, settings, runs=1))]
 
 
 # -- report ----------------------------------------------------------------------------------------
@@ -488,16 +203,7 @@ def _table(rows: list[dict]) -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=DEFAULT_SIZES)
-    parser.add_argument("--cc-sizes", type=int, nargs="*",
-                        help="sizes at which the champion/challenger experiment is loaded too (default: every size)")
-    parser.add_argument("--no-alternatives", action="store_true")
-    parser.add_argument("--no-wait", action="store_true", help="measure even if other benchmarks run")
-    parser.add_argument("--wait-timeout", type=float, default=1800.0)
-    args = parser.parse_args()
-    if args.cc_sizes is None:
-        args.cc_sizes = args.sizes
+    args = _arguments()
     database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
     started = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="bench-analysis-"))
@@ -506,49 +212,18 @@ def main() -> int:
          f"champion/challenger at {args.cc_sizes}")
     recreate_database(database_url)
     manage(env, "migrate", "--no-input")
-    _django(env)
+    django_setup(env)
     from django.conf import settings
     work_mem = settings.ANALYSIS_WORK_MEM
 
     rows, quiet, notes, loads = [], [], [], []
-    largest = max(args.sizes)
     with psycopg.connect(database_url, autocommit=True) as conn:
         server = dict(conn.execute(
             "SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name IN ('shared_buffers', "
             "'work_mem', 'hash_mem_multiplier', 'max_parallel_workers_per_gather', 'jit')").fetchall())
         _log(f"PostgreSQL settings: {server}; ANALYSIS_WORK_MEM = {work_mem}")
         for size in sorted(args.sizes):
-            made = _create_experiments(size, size in args.cc_sizes)
-            load_start = time.perf_counter()
-            _load(conn, made, size)
-            _sum_units([m["id"] for m in made.values()])
-            conn.execute(f"VACUUM ANALYZE {OUTCOMES}")
-            _make_due([m["id"] for m in made.values()], {m["id"]: size for m in made.values()})
-            _log(f"N = {size:,}: loaded {', '.join(made)} in {time.perf_counter() - load_start:.0f} s")
-            quiet.append(_wait_quiet(args))
-            loads.append(os.getloadavg()[0])
-            for name, experiment in made.items():
-                _timed_sql(conn, BARE, [experiment["id"]], runs=1)   # warms the cache for the first round
-                figures = _paired(env, conn, experiment["id"], "app", runs=2)
-                rows.append(_row(f"{name} {'binary' if name == 'ab' else 'continuous'} (application)", size, figures))
-                _log(f"  {name}: bare {figures['bare_s']:.2f} s, analysis {figures['analysis_s']:.2f} s "
-                     f"(subprocess {figures['total_s']:.2f} s), peak RSS {figures['hwm_kb'] / 1024:.0f} MB, "
-                     f"{figures['outcome']}")
-                if size == (largest if name == "ab" else max(args.cc_sizes)):
-                    _log(f"  EXPLAIN (ANALYZE, BUFFERS) of the {name} summary queries at N = {size:,} "
-                         f"(work_mem {work_mem}):")
-                    explained = _explain_application_queries(experiment["id"])
-                    for index, (sql, params, plan) in enumerate(explained, 1):
-                        _log(f"  query {index}: " + " ".join(sql.split())[:160] + " ...")
-                        for line in _explain_summary(plan[0]) + ["    " + s for s in _spills(plan[0]["Plan"])]:
-                            _log(line)
-                    if not args.no_alternatives:
-                        _log(f"  Before per-unit sums at N = {size:,} (SQL only, from the bench, work_mem "
-                             f"{work_mem}; ratio against a bare aggregate timed just before):")
-                        for label, seconds, bare in _alternatives(conn, work_mem, name, experiment):
-                            _log(f"    {label:<68} {seconds:6.2f} s  bare {bare:5.2f} s  ratio {seconds / bare:5.2f}")
-            quiet[-1] = quiet[-1] and not _other_benchmarks()
-            loads.append(os.getloadavg()[0])
+            _measure_size(args, env, conn, size, work_mem, rows, quiet, loads)
 
     _log("")
     _log(f"Targets: analysis <= {TARGET_RATIO:.1f} x the bare aggregate, worker peak RSS < {TARGET_RSS_MB:.0f} MB "
@@ -562,6 +237,61 @@ def main() -> int:
          f"{', '.join(f'{x:.1f}' for x in loads)} (2 cores; other processes, e.g. test suites, are not waited for)")
     _log(f"{time.perf_counter() - started:.0f} s in all")
     return 0 if all(r["ok"] for r in rows) else 1
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=DEFAULT_SIZES)
+    parser.add_argument("--cc-sizes", type=int, nargs="*",
+                        help="sizes at which the champion/challenger experiment is loaded too (default: every size)")
+    parser.add_argument("--no-alternatives", action="store_true")
+    parser.add_argument("--no-wait", action="store_true", help="measure even if other benchmarks run")
+    parser.add_argument("--wait-timeout", type=float, default=1800.0)
+    args = parser.parse_args()
+    if args.cc_sizes is None:
+        args.cc_sizes = args.sizes
+    return args
+
+
+def _measure_size(args, env: dict[str, str], conn: psycopg.Connection, size: int, work_mem: str,
+                  rows: list[dict], quiet: list[bool], loads: list[float]) -> None:
+    """Load the experiments of one size, then time each one's analysis against the bare aggregate."""
+    made = create_experiments(size, size in args.cc_sizes)
+    load_start = time.perf_counter()
+    load(conn, made, size)
+    sum_units([m["id"] for m in made.values()])
+    conn.execute(f"VACUUM ANALYZE {OUTCOMES}")
+    make_due([m["id"] for m in made.values()], {m["id"]: size for m in made.values()})
+    _log(f"N = {size:,}: loaded {', '.join(made)} in {time.perf_counter() - load_start:.0f} s")
+    quiet.append(_wait_quiet(args))
+    loads.append(os.getloadavg()[0])
+    for name, experiment in made.items():
+        timed_sql(conn, BARE, [experiment["id"]], runs=1)   # warms the cache for the first round
+        figures = _paired(env, conn, experiment["id"], "app", runs=2)
+        rows.append(_row(f"{name} {'binary' if name == 'ab' else 'continuous'} (application)", size, figures))
+        _log(f"  {name}: bare {figures['bare_s']:.2f} s, analysis {figures['analysis_s']:.2f} s "
+             f"(subprocess {figures['total_s']:.2f} s), peak RSS {figures['hwm_kb'] / 1024:.0f} MB, "
+             f"{figures['outcome']}")
+        if size == (max(args.sizes) if name == "ab" else max(args.cc_sizes)):
+            _explain(args, conn, name, experiment, size, work_mem)
+    quiet[-1] = quiet[-1] and not _other_benchmarks()
+    loads.append(os.getloadavg()[0])
+
+
+def _explain(args, conn: psycopg.Connection, name: str, experiment: dict, size: int, work_mem: str) -> None:
+    """At the largest size: EXPLAIN of the application's summary queries, and the former queries timed."""
+    _log(f"  EXPLAIN (ANALYZE, BUFFERS) of the {name} summary queries at N = {size:,} "
+         f"(work_mem {work_mem}):")
+    explained = explain_application_queries(experiment["id"])
+    for index, (sql, params, plan) in enumerate(explained, 1):
+        _log(f"  query {index}: " + " ".join(sql.split())[:160] + " ...")
+        for line in explain_summary(plan[0]) + ["    " + s for s in spills(plan[0]["Plan"])]:
+            _log(line)
+    if not args.no_alternatives:
+        _log(f"  Before per-unit sums at N = {size:,} (SQL only, from the bench, work_mem "
+             f"{work_mem}; ratio against a bare aggregate timed just before):")
+        for label, seconds, bare in alternatives(conn, work_mem, name, experiment):
+            _log(f"    {label:<68} {seconds:6.2f} s  bare {bare:5.2f} s  ratio {seconds / bare:5.2f}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""What every benchmark script needs: a fresh database, manage.py, a server environment, gunicorn's stop."""
+"""What every benchmark script needs: a fresh database, manage.py, a server environment, gunicorn's start and stop."""
 
 import os
 import re
@@ -59,6 +59,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def spawn_gunicorn(env: dict[str, str], workers: int, port: int, workdir: Path) -> subprocess.Popen:
+    """`gunicorn config.wsgi` with sync workers on 127.0.0.1:port, leading its own process group (for `stop`).
+
+    Its output goes to workdir/gunicorn.log; the caller waits until it answers.
+    """
+    return subprocess.Popen(
+        [str(Path(PYTHON).parent / "gunicorn"), "config.wsgi", "--workers", str(workers),
+         "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
+        cwd=ROOT, env=env, start_new_session=True,
+        stdout=open(workdir / "gunicorn.log", "wb"), stderr=subprocess.STDOUT,
+    )
 
 
 def stop(server: subprocess.Popen) -> None:

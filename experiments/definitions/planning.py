@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from analysis.power import PowerPlan, minimum_detectable_effect, sample_sizes
+from analysis.power import PowerPlan, minimum_detectable_effect, round_up_sample_size, sample_sizes
 
 
 def power_plan(definition: dict[str, Any]) -> PowerPlan:
@@ -39,13 +39,8 @@ def planned_sample(definition: dict[str, Any]) -> tuple[float, dict[str, int]]:
         control_size = definition["sample_size_per_variant"]
         mde = minimum_detectable_effect(plan, control_size)
         challenger_sizes = tuple(
-            control_size if plan.design == "champion_challenger" else _ceil(control_size * ratio)
+            control_size if plan.design == "champion_challenger" else round_up_sample_size(control_size * ratio)
             for ratio in plan.ratios
         )
     return mde, {control_key: control_size, **dict(zip(challenger_keys, challenger_sizes))}
-
-
-def _ceil(value: float) -> int:
-    # Guard against 1000 * 0.3 = 300.00000000000006 becoming 301.
-    return int(-(-round(value, 9) // 1))
 

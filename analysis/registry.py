@@ -1,0 +1,138 @@
+"""The preregistered test of each design x metric type, in one place: its name, how it runs, how it is planned.
+
+A variant of a test (another metric, CUPED, sequential looks) is one more entry here; the
+pipeline and the power calculation read everything they need from the entry. The summary
+queries that feed a test live with the database code in `experiments.unit_outcomes`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from statsmodels.stats.power import NormalIndPower, TTestIndPower, TTestPower
+from statsmodels.stats.proportion import proportion_effectsize
+
+from analysis.errors import AnalysisError
+from analysis.hypothesis_tests import (
+    MCNEMAR_TEST,
+    PAIRED_T_TEST,
+    TWO_PROPORTION_Z_TEST,
+    WELCH_T_TEST,
+    ComparisonResult,
+    mcnemar_test,
+    paired_t_test,
+    two_proportion_z_test,
+    welch_t_test,
+)
+from analysis.types import AnalysisData
+from analysis.vocabulary import Design, MetricType
+
+if TYPE_CHECKING:
+    from analysis.power import PowerPlan
+
+PowerSolver = NormalIndPower | TTestIndPower | TTestPower
+
+
+@dataclass(frozen=True)
+class PowerPlanning:
+    """How power.py plans a test: statsmodels' solver and the planned effect in its units and back.
+
+    `effect_size(plan, mde)` turns an absolute effect into the solver's effect size (Cohen's
+    d or h); `effect(plan, effect_size)` is its inverse, for the minimum detectable effect.
+    `needs_baseline_mean` and `needs_baseline_sd` say which baseline the conversion reads.
+    """
+
+    solver: Callable[[], PowerSolver]
+    effect_size: Callable[[PowerPlan, float], float]
+    effect: Callable[[PowerPlan, float], float]
+    needs_baseline_mean: bool
+    needs_baseline_sd: bool
+
+
+@dataclass(frozen=True)
+class PreregisteredTest:
+    """One design x metric type's test: its name, the function that runs it and its planning.
+
+    A paired test (`paired`) runs on the complete pairs of a challenger with the champion
+    and is planned in pairs (statsmodels' `nobs`); an unpaired one runs on the two arms and
+    is planned per arm (`nobs1` for the control, times each challenger's weight ratio).
+    """
+
+    design: Design
+    metric_type: MetricType
+    name: str
+    run: Callable[..., ComparisonResult]
+    paired: bool
+    planning: PowerPlanning
+
+    def compare(
+        self, data: AnalysisData, control: str, challenger: str, *, alternative: str, alpha: float
+    ) -> ComparisonResult:
+        """`run` on the challenger against the control (see each test's docstring for its formula)."""
+        if self.paired:
+            return self.run(data.pairs[challenger], alternative=alternative, alpha=alpha)
+        return self.run(data.arms[control], data.arms[challenger], alternative=alternative, alpha=alpha)
+
+
+def _standardized_effect(plan: PowerPlan, mde: float) -> float:
+    return mde / plan.baseline_sd
+
+
+def _unstandardized_effect(plan: PowerPlan, effect_size: float) -> float:
+    return effect_size * plan.baseline_sd
+
+
+def _cohens_h(plan: PowerPlan, mde: float) -> float:
+    treated_rate = plan.baseline_mean + mde
+    if not treated_rate < 1:
+        raise AnalysisError(f"baseline_mean + mde must be in (0, 1), got {treated_rate}")
+    return float(proportion_effectsize(treated_rate, plan.baseline_mean))
+
+
+def _rate_difference(plan: PowerPlan, cohens_h: float) -> float:
+    baseline_rate = plan.baseline_mean
+    angle = math.asin(math.sqrt(baseline_rate)) + cohens_h / 2
+    if angle >= math.pi / 2:
+        raise AnalysisError(
+            f"no rate difference is detectable: baseline {baseline_rate} plus the detectable effect "
+            f"(Cohen's h = {cohens_h:.4g}) would reach a rate of 1"
+        )
+    return math.sin(angle) ** 2 - baseline_rate
+
+
+_COHENS_H = PowerPlanning(NormalIndPower, _cohens_h, _rate_difference, needs_baseline_mean=True,
+                          needs_baseline_sd=False)
+_COHENS_D = PowerPlanning(TTestIndPower, _standardized_effect, _unstandardized_effect, needs_baseline_mean=False,
+                          needs_baseline_sd=True)
+# A paired test, binary or continuous, is planned as a one-sample t-test of the differences
+# (baseline_sd is the sd of the paired difference).
+_PAIRED_D = PowerPlanning(TTestPower, _standardized_effect, _unstandardized_effect, needs_baseline_mean=False,
+                          needs_baseline_sd=True)
+
+PREREGISTERED_TESTS: Mapping[tuple[str, str], PreregisteredTest] = MappingProxyType({
+    (test.design, test.metric_type): test
+    for test in (
+        PreregisteredTest(Design.AB, MetricType.BINARY, TWO_PROPORTION_Z_TEST, two_proportion_z_test,
+                          paired=False, planning=_COHENS_H),
+        PreregisteredTest(Design.AB, MetricType.CONTINUOUS, WELCH_T_TEST, welch_t_test,
+                          paired=False, planning=_COHENS_D),
+        PreregisteredTest(Design.CHAMPION_CHALLENGER, MetricType.CONTINUOUS, PAIRED_T_TEST, paired_t_test,
+                          paired=True, planning=_PAIRED_D),
+        PreregisteredTest(Design.CHAMPION_CHALLENGER, MetricType.BINARY, MCNEMAR_TEST, mcnemar_test,
+                          paired=True, planning=_PAIRED_D),
+    )
+})
+
+
+def preregistered_test(design: str, metric_type: str) -> PreregisteredTest:
+    """The test DESIGN.md's table names for a design and metric type; KeyError for another pair."""
+    return PREREGISTERED_TESTS[(design, metric_type)]
+
+
+def hypothesis_test_name(design: str, metric_type: str) -> str:
+    """The name of the preregistered test for a design and metric type (DESIGN.md's table)."""
+    return preregistered_test(design, metric_type).name

@@ -1,0 +1,160 @@
+"""The analysis benchmark's data: experiments made through the services, rows loaded inside PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import psycopg
+
+OBSERVATIONS = "experiments_observation"
+ASSIGNMENTS = "experiments_assignment"
+OUTCOMES = "experiments_unitoutcome"
+
+
+def django_setup(env: dict[str, str]):
+    """Set Django up in this process, on the benchmark's database and settings."""
+    os.environ.update({k: env[k] for k in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "DEBUG", "SECRET_KEY",
+                                           "ALLOWED_HOSTS", "CELERY_BROKER_URL", "LOG_LEVEL", "VAR_DIR")})
+    import django
+    django.setup()
+
+
+def create_experiments(size: int, cc: bool) -> dict[str, dict]:
+    """Create and start the experiments through the services; return ids and variant ids."""
+    from experiments.services.definition import experiment_create
+    from experiments.services.lifecycle import experiment_start
+
+    common = dict(alpha=0.05, power=0.8, alternative="two-sided", duration=timedelta(days=14),
+                  grace_period=timedelta(0), traffic_percent=100.0, auto_promote=False)
+    definitions = {"ab": dict(
+        key=f"bench-ab-{size}", name=f"Benchmark checkout ({size:,} observations)",
+        hypothesis="A green button raises conversion", design="ab", metric_name="conversion",
+        metric_type="binary", metric_direction="increase", baseline_mean=0.10, baseline_sd=None,
+        mde=0.01, sample_size_per_variant=None,
+        variants=[{"key": "control", "weight": 1.0, "is_control": True, "payload": {}},
+                  {"key": "green", "weight": 1.0, "is_control": False, "payload": {}}], **common)}
+    if cc:
+        definitions["cc"] = dict(
+            key=f"bench-cc-{size}", name=f"Benchmark ranker ({size:,} observations)",
+            hypothesis="The challenger model has a lower loss", design="champion_challenger",
+            metric_name="loss", metric_type="continuous", metric_direction="decrease", baseline_mean=None,
+            baseline_sd=5.0, mde=0.5, sample_size_per_variant=None,
+            variants=[{"key": "champion", "weight": 1.0, "is_control": True, "payload": {}},
+                      {"key": "challenger", "weight": 1.0, "is_control": False, "payload": {}}], **common)
+    made = {}
+    for name, definition in definitions.items():
+        experiment = experiment_start(experiment=experiment_create(actor=None, definition=definition), actor=None)
+        made[name] = {"id": experiment.id, "key": experiment.key,
+                      "variants": [v.id for v in experiment.variants.order_by("position", "id")]}
+    return made
+
+
+def sum_units(experiment_ids: list[int]) -> None:
+    """Recompute the per-unit sums the ingestion service would have kept (the load went around it)."""
+    from django.db import connection, transaction
+
+    from experiments.models import Experiment
+    from experiments.unit_outcomes.write import unit_outcomes_rebuild
+
+    for experiment_id in experiment_ids:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL work_mem = '1GB'")
+            unit_outcomes_rebuild(Experiment.objects.get(pk=experiment_id))
+
+
+def make_due(experiment_ids: list[int], counts: dict[int, int]) -> None:
+    """Move the test period into the past and mark the analysis queued, as the sweep would."""
+    from django.utils import timezone
+
+    from experiments.models import Experiment, Status
+
+    now = timezone.now()
+    for experiment_id in experiment_ids:
+        Experiment.objects.filter(pk=experiment_id).update(
+            started_at=now - timedelta(days=15), ends_at=now - timedelta(days=1),
+            status=Status.ANALYZING, analysis_queued_at=now, observation_count=counts[experiment_id])
+
+
+def _indexes(conn: psycopg.Connection, table: str) -> list[tuple[str, str, str | None]]:
+    """(name, CREATE INDEX statement, constraint name or None) of every non-primary-key index."""
+    return conn.execute(
+        """
+        SELECT i.relname, pg_get_indexdef(x.indexrelid), c.conname
+        FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+        LEFT JOIN pg_constraint c ON c.conindid = x.indexrelid AND c.contype IN ('u', 'x')
+        WHERE x.indrelid = %s::regclass AND NOT x.indisprimary
+        """, [table]).fetchall()
+
+
+def load(conn: psycopg.Connection, made: dict[str, dict], size: int) -> None:
+    """Load the experiments' assignments and observations inside PostgreSQL, indexes rebuilt afterwards."""
+    units = size // 2
+    saved = {table: _indexes(conn, table) for table in (OBSERVATIONS, ASSIGNMENTS)}
+    with conn.transaction():
+        conn.execute("SET LOCAL session_replication_role = replica")   # no FK triggers while loading
+        conn.execute("SET LOCAL maintenance_work_mem = '1GB'")
+        conn.execute("SELECT setseed(0.42)")
+        for table, indexes in saved.items():
+            for name, _, constraint in indexes:
+                if constraint:
+                    conn.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{constraint}"')
+                else:
+                    conn.execute(f'DROP INDEX "{name}"')
+        _load_ab(conn, made["ab"], size, units)
+        if "cc" in made:
+            _load_cc(conn, made["cc"], units)
+        for table, indexes in saved.items():
+            for name, definition, constraint in indexes:
+                conn.execute(definition)
+                if constraint:
+                    conn.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{constraint}" UNIQUE USING INDEX "{name}"')
+    for table in (OBSERVATIONS, ASSIGNMENTS):
+        conn.execute(f"VACUUM ANALYZE {table}")
+
+
+def _load_ab(conn: psycopg.Connection, ab: dict, size: int, units: int) -> None:
+    control, green = ab["variants"]
+    unit = "'user-' || lpad(u::text, 9, '0')"
+    variant = f"CASE WHEN hashtext({unit}) & 1 = 0 THEN {control} ELSE {green} END"
+    conn.execute(
+        f"""
+        INSERT INTO {ASSIGNMENTS} (experiment_id, unit, variant_id, assigned_at)
+        SELECT %s, {unit}, {variant}, now() - interval '15 days' + u * (interval '13 days' / %s)
+        FROM generate_series(0, %s - 1) AS u
+        """, [ab["id"], units, units])
+    conn.execute(
+        f"""
+        INSERT INTO {OBSERVATIONS}
+            (experiment_id, variant_id, unit, value, latency_ms, observed_at, received_at, idempotency_key)
+        SELECT %s, v, {unit}, (random() < CASE WHEN v = {control} THEN 0.05 ELSE 0.053 END)::int, NULL,
+               at, at + interval '2 seconds', 'o-' || i
+        FROM (SELECT i, u, {variant} AS v, now() - interval '15 days' + i * (interval '14 days' / %s) AS at
+              FROM (SELECT i, floor(random() * %s)::int AS u FROM generate_series(0, %s - 1) AS i) AS drawn
+             ) AS rows
+        """, [ab["id"], size, units, size])
+
+
+def _load_cc(conn: psycopg.Connection, cc: dict, units: int) -> None:
+    champion, challenger = cc["variants"]
+    request = "'r-' || md5(u::text)"
+    conn.execute(
+        f"""
+        INSERT INTO {ASSIGNMENTS} (experiment_id, unit, variant_id, assigned_at)
+        SELECT %s, {request}, %s, now() - interval '15 days' + u * (interval '13 days' / %s)
+        FROM generate_series(0, %s - 1) AS u
+        """, [cc["id"], champion, units, units])
+    # Champion loss ~ Gamma(2, 5) (sum of two exponentials), challenger = champion + Normal(-0.1, 5).
+    conn.execute(
+        f"""
+        INSERT INTO {OBSERVATIONS}
+            (experiment_id, variant_id, unit, value, latency_ms, observed_at, received_at, idempotency_key)
+        SELECT %s, v.id, {request}, CASE WHEN v.champion THEN loss ELSE loss - 0.1 + noise END,
+               20 + 60 * random(), at, at + interval '1 hour', 'o-' || u || '-' || v.id
+        FROM (SELECT u, -5 * ln(1 - random()) - 5 * ln(1 - random()) AS loss,
+                     5 * sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random()) AS noise,
+                     now() - interval '15 days' + u * (interval '13 days' / %s) AS at
+              FROM generate_series(0, %s - 1) AS u) AS requests
+        CROSS JOIN (VALUES (%s::bigint, true), (%s::bigint, false)) AS v (id, champion)
+        """, [cc["id"], units, units, champion, challenger])
