@@ -4,12 +4,13 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from analysis.pipeline import analyze
 from analysis.types import AnalysisPlan, VariantPlan
+from experiments import db
 from experiments.errors import WrongState
 from experiments.lock import UNLOCKS_AT, ensure_unlocked, lifted
 from experiments.models import AnalysisResult, Experiment, Status
@@ -106,13 +107,7 @@ def analysis_run(*, experiment_id: int) -> AnalysisResult:
                          status=experiment.status)
     analyzed_at = timezone.now()
     ensure_unlocked(experiment, analyzed_at)
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            # Room for the aggregates' hash tables (the incomplete units' GROUP BY).
-            cursor.execute("SET LOCAL work_mem = %s", [settings.ANALYSIS_WORK_MEM])
-            # JIT compilation of the paired summary's dozen aggregates took 2.6 s at 10M
-            # observations, longer than running them (bench/analysis.py).
-            cursor.execute("SET LOCAL jit = off")
+    db.tune_analysis_session()
     result = analyze(analysis_plan(experiment), analysis_data(experiment))
     document = {
         "experiment": experiment.key,
