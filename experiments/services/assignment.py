@@ -8,10 +8,10 @@ concurrent first requests agree (the row that won the race is what both return).
 """
 
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from cachetools import LRUCache
 from django.conf import settings
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
@@ -111,7 +111,8 @@ def _state(row: dict[str, Any]) -> ExperimentState:
 class _ServingCache:
     """Per-process memory of what serving reads on every request (bench/assignment.py).
 
-    A stored assignment never changes, so (salt, unit) -> variant id is kept in an LRU. An
+    A stored assignment never changes, so (salt, unit) -> variant id is kept in an LRU (the
+    least recently read or stored entry goes first when it is full). An
     experiment's state (status, traffic, concluded variant) can change, so it is kept for
     `ASSIGNMENT_STATE_CACHE_SECONDS` only: a stop, a promotion or a ramp reaches every worker
     within that time. `ends_at` never changes once started, so the end of the test period is
@@ -120,9 +121,10 @@ class _ServingCache:
 
     MAX_ASSIGNMENTS = 200_000
 
-    def __init__(self):
+    def __init__(self, *, max_assignments: int = MAX_ASSIGNMENTS):
         self.states: dict[str, tuple[float, ExperimentState]] = {}
-        self.assignments: OrderedDict[tuple[str, str], int] = OrderedDict()
+        # A hit moves the entry to the recent end: units that keep coming back stay cached.
+        self.assignments: LRUCache[tuple[str, str], int] = LRUCache(maxsize=max_assignments)
 
     def state(self, key: str) -> ExperimentState | None:
         entry = self.states.get(key)
@@ -138,9 +140,7 @@ class _ServingCache:
 
     def remember_assignment(self, state: ExperimentState, unit: str, variant_id: int) -> None:
         if settings.ASSIGNMENT_STATE_CACHE_SECONDS > 0:
-            self.assignments[(state.salt, unit)] = variant_id
-            if len(self.assignments) > self.MAX_ASSIGNMENTS:
-                self.assignments.popitem(last=False)
+            self.assignments[(state.salt, unit)] = variant_id   # evicts the least recently used when full
 
 
 serving_cache = _ServingCache()
