@@ -17,8 +17,8 @@ from django.db import connection
 
 from experiments.db.rows import Latency
 
-__all__ = ["Latency", "backend", "csv_import_supported", "experiment_state_row", "import_csv",
-           "insert_observations", "latency_by_variant", "store_assignment", "store_assignments",
+__all__ = ["Latency", "backend", "csv_import_supported", "experiment_state_row", "import_csv", "insert_observations",
+           "latency_by_variant", "rebuild_unit_outcomes", "store_assignment", "store_assignments",
            "stored_assignments", "tune_analysis_session"]
 
 
@@ -57,6 +57,11 @@ def experiment_state_row(key: str, unit: str | None) -> dict[str, Any] | None:
 def insert_observations(experiment_id: int, pairing: list, records: list[tuple], now: datetime) -> int:
     """Insert observation records, skipping ids already stored or repeated, and add them to the unit sums."""
     return backend().insert_observations(experiment_id, pairing, records, now)
+
+
+def rebuild_unit_outcomes(experiment_id: int, pairing: list) -> int:
+    """Recompute an experiment's unit outcomes from its stored observations; returns the row count."""
+    return backend().rebuild_unit_outcomes(experiment_id, pairing)
 
 
 def tune_analysis_session() -> None:

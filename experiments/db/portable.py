@@ -18,11 +18,12 @@ from django.utils.dateparse import parse_datetime
 from experiments.db import shared
 from experiments.db.rows import Latency
 from experiments.db.shared import store_assignment
-from experiments.models import Assignment, Experiment, Observation
+from experiments.models import Assignment, Experiment, Observation, UnitOutcome
 from experiments.unit_outcomes.write import Pairing, add_rows
 
 __all__ = ["CSV_IMPORT", "experiment_state_row", "import_csv", "insert_observations", "latency_by_variant",
-           "store_assignment", "store_assignments", "stored_assignments", "tune_analysis_session"]
+           "rebuild_unit_outcomes", "store_assignment", "store_assignments", "stored_assignments",
+           "tune_analysis_session"]
 
 # No in-database CSV import: import_observations takes the row-by-row path.
 CSV_IMPORT = False
@@ -88,6 +89,17 @@ def insert_observations(experiment_id: int, pairing: list[Pairing], records: lis
     Observation.objects.bulk_create(fresh, batch_size=1000)
     add_rows(experiment_id, pairing, ((o.unit, o.variant_id, o.value) for o in fresh))
     return len(fresh)
+
+
+def rebuild_unit_outcomes(experiment_id: int, pairing: list[Pairing]) -> int:
+    """Recompute the experiment's unit outcomes from its stored observations; returns the row count.
+
+    Summed in Python (SQLite cannot name the columns of the pairings' VALUES list).
+    """
+    UnitOutcome.objects.filter(experiment_id=experiment_id).delete()
+    observations = (Observation.objects.filter(experiment_id=experiment_id).order_by()
+                    .values_list("unit", "variant_id", "value").iterator())
+    return add_rows(experiment_id, pairing, observations)
 
 
 def tune_analysis_session() -> None:

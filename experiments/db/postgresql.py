@@ -24,14 +24,15 @@ from django.db import connection
 from django.db.models import Aggregate, Avg, Count, FloatField
 
 from experiments.db.postgresql_csv import import_csv
-from experiments.db.postgresql_sums import add_from_sql
+from experiments.db.postgresql_sums import add_from_sql, rebuild_unit_outcomes
 from experiments.db.rows import Latency
 from experiments.db.shared import experiment_state_row, store_assignment
 from experiments.models import Assignment, Experiment, Observation
 from experiments.unit_outcomes.write import Pairing
 
 __all__ = ["CSV_IMPORT", "experiment_state_row", "import_csv", "insert_observations", "latency_by_variant",
-           "store_assignment", "store_assignments", "stored_assignments", "tune_analysis_session"]
+           "rebuild_unit_outcomes", "store_assignment", "store_assignments", "stored_assignments",
+           "tune_analysis_session"]
 
 # A CSV file can be imported inside the database (experiments.db.postgresql_csv).
 CSV_IMPORT = True

@@ -12,10 +12,10 @@ from typing import NamedTuple
 
 from django.db import connection
 
-from experiments.models import Design, Experiment, Observation, UnitOutcome, Variant
+from experiments import db
+from experiments.models import Design, Experiment, UnitOutcome, Variant
 
 TABLE = UnitOutcome._meta.db_table
-OBSERVATIONS = Observation._meta.db_table
 COLUMNS = "experiment_id, unit, variant_id, count, total, control_count, control_total"
 
 
@@ -38,25 +38,6 @@ def pairings(design: str, variants: Iterable[Variant]) -> list[Pairing]:
             + [Pairing(champion.id, v.id, False) for v in challengers])
 
 
-def summed_select_sql(source: str, pairing: list[Pairing]) -> str:
-    """SELECT of the outcome rows of `source` (any relation with unit, variant_id and value).
-
-    One named parameter: `experiment_id`. The pairings are inlined as integer literals: a
-    VALUES list of parameters would leave PostgreSQL guessing their types. Both engines run
-    it (FILTER is standard SQL); the PostgreSQL-only ways of adding it to the table are in
-    experiments.db.postgresql.
-    """
-    values = ", ".join(f"({int(p.source)}, {int(p.target)}, {'TRUE' if p.own else 'FALSE'})" for p in pairing)
-    return f"""
-        SELECT %(experiment_id)s, stored.unit, pairing.target,
-               COUNT(*) FILTER (WHERE pairing.own), COALESCE(SUM(stored.value) FILTER (WHERE pairing.own), 0),
-               COUNT(*) FILTER (WHERE NOT pairing.own),
-               COALESCE(SUM(stored.value) FILTER (WHERE NOT pairing.own), 0)
-        FROM {source} AS stored
-        JOIN (VALUES {values}) AS pairing (source, target, own) ON stored.variant_id = pairing.source
-        GROUP BY stored.unit, pairing.target"""
-
-
 # An outcome row already stored for the unit and variant is added to, not replaced.
 ADD_ON_CONFLICT = f"""
         ON CONFLICT (experiment_id, unit, variant_id) DO UPDATE SET
@@ -68,8 +49,8 @@ _ADD_ONE_SQL = (f"INSERT INTO {TABLE} ({COLUMNS}) VALUES (%(experiment_id)s, %(u
                 f"%(total)s, %(control_count)s, %(control_total)s) {ADD_ON_CONFLICT}")
 
 
-def add_rows(experiment_id: int, pairing: list[Pairing], rows: Iterable[tuple[str, int, float]]) -> None:
-    """Add the observations stored, (unit, variant id, value), to the sums, summed in Python.
+def add_rows(experiment_id: int, pairing: list[Pairing], rows: Iterable[tuple[str, int, float]]) -> int:
+    """Add the observations stored, (unit, variant id, value), to the sums, summed in Python; returns the rows written.
 
     The same rows as experiments.db.postgresql's `add_from_sql`, in the same (unit, variant)
     order, so that concurrent batches lock shared units in one order and cannot deadlock.
@@ -88,13 +69,14 @@ def add_rows(experiment_id: int, pairing: list[Pairing], rows: Iterable[tuple[st
                 row[2] += 1
                 row[3] += value
     if not sums:
-        return
+        return 0
     with connection.cursor() as cursor:
         cursor.executemany(_ADD_ONE_SQL, [
             {"experiment_id": experiment_id, "unit": unit, "target": target, "count": count, "total": total,
              "control_count": control_count, "control_total": control_total}
             for (unit, target), (count, total, control_count, control_total) in sorted(sums.items())
         ])
+    return len(sums)
 
 
 def unit_outcomes_rebuild(experiment: Experiment) -> int:
@@ -103,10 +85,4 @@ def unit_outcomes_rebuild(experiment: Experiment) -> int:
     For data loaded around the ingestion service (bench/analysis.py) and as the reference
     the tests compare the incremental sums with.
     """
-    with connection.cursor() as cursor:
-        params = {"experiment_id": experiment.id}
-        cursor.execute(f"DELETE FROM {TABLE} WHERE experiment_id = %(experiment_id)s", params)
-        source = f"(SELECT unit, variant_id, value FROM {OBSERVATIONS} WHERE experiment_id = %(experiment_id)s)"
-        pairing = pairings(experiment.design, experiment.variants.all())
-        cursor.execute(f"INSERT INTO {TABLE} ({COLUMNS}) {summed_select_sql(source, pairing)}", params)
-        return cursor.rowcount
+    return db.rebuild_unit_outcomes(experiment.id, pairings(experiment.design, experiment.variants.all()))
