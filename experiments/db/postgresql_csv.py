@@ -63,13 +63,13 @@ class CheckedSql(NamedTuple):
 
 def import_csv(*, experiment: Experiment, path: Path, columns: list[str], now: datetime, fresh: bool,
                on_bytes: Callable[[int], None]) -> tuple[int, int]:
-    """Import the whole staged file within the caller's transaction: (accepted, duplicates).
+    """Import the whole file within the caller's transaction: (accepted, duplicates).
 
     `columns` are the file's header, already checked to be known observation fields. A row
     this path does not take raises DatabaseError: the caller rolls back and gives up.
     `fresh`: the experiment has no observations yet, so no id and no unit can be repeated
-    from before, and rows and sums can be COPYed, without the ON CONFLICT that costs about
-    half a COPY per row.
+    from before, and rows and sums can be COPYed, without the ON CONFLICT that costs a good
+    part of a COPY per row (see bench/README.md).
     """
     joined = experiment.design == Design.AB
     with connection.cursor() as cursor, connection.wrap_database_errors:
@@ -151,7 +151,7 @@ def _stage(cursor, path: Path, columns: list[str], *, numbered: bool, on_bytes: 
     `numbered` adds the line order, for when the rows must be joined (a plain scan of the
     table keeps the file's order by itself, in which the first of two rows with one id wins).
     """
-    # The names are known field names (checked by _header), never other text from the file.
+    # The names are known field names (checked by csv_import._header), never other text from the file.
     cursor.execute("DROP TABLE IF EXISTS staged_observation")
     line = "line bigint GENERATED ALWAYS AS IDENTITY, " if numbered else ""
     cursor.execute(f"CREATE TEMP TABLE staged_observation ({line}{', '.join(f'{name} text' for name in columns)}) "

@@ -52,7 +52,7 @@ _ADD_ONE_SQL = (f"INSERT INTO {TABLE} ({COLUMNS}) VALUES (%(experiment_id)s, %(u
 def add_rows(experiment_id: int, pairing: list[Pairing], rows: Iterable[tuple[str, int, float]]) -> int:
     """Add the observations stored, (unit, variant id, value), to the sums, summed in Python; returns the rows written.
 
-    The same rows as experiments.db.postgresql's `add_from_sql`, in the same (unit, variant)
+    The same rows as experiments.db.postgresql_sums's `add_from_sql`, in the same (unit, variant)
     order, so that concurrent batches lock shared units in one order and cannot deadlock.
     """
     targets = defaultdict(list)
