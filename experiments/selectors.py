@@ -1,11 +1,11 @@
-"""Reads: experiments as definitions and lookups by key."""
+"""Reads: experiments as definitions and lookups by key (stored assignments: experiments.db)."""
 
 from typing import Any
 
-from django.db import connection
 from django.db.models import Count
 
 from analysis.checks import sample_ratio_mismatch
+from experiments.db import stored_assignments  # re-exported: its home was here
 from experiments.models import Assignment, Design, Experiment
 
 
@@ -49,22 +49,4 @@ def experiment_progress(experiment: Experiment) -> dict[str, Any]:
     }
 
 
-def stored_assignments(experiment_id: int, units) -> dict[str, int]:
-    """{unit: variant id} of the stored assignments among `units` (up to 10,000 per call).
-
-    On PostgreSQL the units travel as one array parameter (`unit = ANY(%s)`): an IN list of
-    10,000 literals costs several times more to quote, parse and plan than the lookup itself.
-    """
-    units = list(units)
-    if not units:
-        return {}
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT unit, variant_id FROM {Assignment._meta.db_table} WHERE experiment_id = %s AND unit = ANY(%s)",
-                [experiment_id, units],
-            )
-            return dict(cursor.fetchall())
-    return dict(
-        Assignment.objects.filter(experiment_id=experiment_id, unit__in=units).values_list("unit", "variant_id")
-    )
+__all__ = ["experiment_get", "experiment_progress", "stored_assignments"]

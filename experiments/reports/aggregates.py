@@ -1,69 +1,30 @@
 """Figures the report reads from raw rows, aggregated in the database: latency and units per day.
 
-Latency percentiles use PostgreSQL's `percentile_cont` (linear interpolation between the
-closest ranks, the same definition as numpy's default `percentile`). SQLite has no
-ordered-set aggregates: there the latencies of one experiment are loaded and numpy computes
-the same figures. That is acceptable only for the embedded setup's small demo data; any
-real volume runs on PostgreSQL (see docs/reports.md).
+Latency percentiles come from experiments.db: PostgreSQL's `percentile_cont` (linear
+interpolation between the closest ranks, the same definition as numpy's default
+`percentile`). SQLite has no ordered-set aggregates: there the latencies of one experiment
+are loaded and numpy computes the same figures. That is acceptable only for the embedded
+setup's small demo data; any real volume runs on PostgreSQL (see docs/reports.md).
 """
 
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import date
 
-import numpy as np
 from django.db import connection
-from django.db.models import Aggregate, Avg, Count, FloatField, Min
+from django.db.models import Count, Min
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from experiments import db
+from experiments.db.rows import Latency
 from experiments.models import Assignment, Design, Experiment, Observation
 
-
-class PercentileCont(Aggregate):
-    """PostgreSQL's continuous percentile: percentile_cont(fraction) WITHIN GROUP (ORDER BY expression)."""
-
-    function = "percentile_cont"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
-
-    def __init__(self, expression, fraction: float, **extra):
-        fraction = float(fraction)
-        # The fraction is formatted into the SQL, so it must be a plain number in [0, 1].
-        if not 0.0 <= fraction <= 1.0:
-            raise ValueError(f"a percentile fraction is in [0, 1], got {fraction}")
-        super().__init__(expression, fraction=repr(fraction), **extra)
-
-
-@dataclass(frozen=True)
-class Latency:
-    """One variant's latency in milliseconds over its observations that carry one."""
-
-    variant_id: int
-    count: int
-    mean: float
-    p50: float
-    p95: float
+__all__ = ["Latency", "latency_by_variant", "units_per_day"]
 
 
 def latency_by_variant(experiment: Experiment) -> dict[int, Latency]:
-    """Mean, median and 95th percentile of `Observation.latency_ms` per variant id."""
-    rows = Observation.objects.filter(experiment=experiment, latency_ms__isnull=False).order_by()
-    if connection.vendor == "postgresql":
-        aggregated = rows.values("variant_id").annotate(
-            count=Count("latency_ms"), mean=Avg("latency_ms"),
-            p50=PercentileCont("latency_ms", 0.5), p95=PercentileCont("latency_ms", 0.95),
-        )
-        return {row["variant_id"]: Latency(**row) for row in aggregated}
-    by_variant: dict[int, list[float]] = defaultdict(list)
-    for variant_id, latency in rows.values_list("variant_id", "latency_ms").iterator():
-        by_variant[variant_id].append(latency)
-    result = {}
-    for variant_id, latencies in by_variant.items():
-        values = np.asarray(latencies)
-        p50, p95 = np.percentile(values, [50, 95])
-        result[variant_id] = Latency(variant_id, len(values), float(values.mean()), float(p50), float(p95))
-    return result
+    """Mean, median and 95th percentile of `Observation.latency_ms` per variant id (see the module's docstring)."""
+    return db.latency_by_variant(experiment)
 
 
 def units_per_day(experiment: Experiment) -> dict[int, list[tuple[date, int]]]:

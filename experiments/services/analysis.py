@@ -15,7 +15,7 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import DataError, connection, transaction
+from django.db import DataError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
@@ -24,6 +24,7 @@ from analysis.errors import AnalysisError
 from analysis.pipeline import analyze, hypothesis_test_name
 from analysis.types import AnalysisPlan, VariantPlan
 from config.celery_app import app as celery_app
+from experiments import db
 from experiments.choices import AuditAction, Outcome
 from experiments.errors import WrongState
 from experiments.lock import UNLOCKS_AT, ensure_unlocked, lifted
@@ -146,13 +147,7 @@ def analysis_run(*, experiment_id: int) -> AnalysisResult:
                          status=experiment.status)
     analyzed_at = timezone.now()
     ensure_unlocked(experiment, analyzed_at)
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            # Room for the aggregates' hash tables (the incomplete units' GROUP BY).
-            cursor.execute("SET LOCAL work_mem = %s", [settings.ANALYSIS_WORK_MEM])
-            # JIT compilation of the paired summary's dozen aggregates took 2.6 s at 10M
-            # observations, longer than running them (bench/analysis.py).
-            cursor.execute("SET LOCAL jit = off")
+    db.tune_analysis_session()
     document = {
         "experiment": experiment.key,
         "protocol_hash": experiment.protocol_hash,

@@ -8,21 +8,17 @@ concurrent first requests agree (the row that won the race is what both return).
 """
 
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import timezone as dt_timezone
 from typing import Any
 
+from cachetools import LRUCache
 from django.conf import settings
-from django.db import connection
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
-from experiments import hashing
+from experiments import db, hashing
 from experiments.errors import WrongState
 from experiments.models import Assignment, Design, Experiment, Status, Variant
-from experiments.selectors import stored_assignments
 
 
 @dataclass(frozen=True)
@@ -112,17 +108,11 @@ def _state(row: dict[str, Any]) -> ExperimentState:
     )
 
 
-_STATE_SQL = (
-    "SELECT e.id, e.key, e.salt, e.status, e.design, e.traffic_percent, e.ends_at, e.concluded_variant_id, "
-    "a.variant_id FROM {experiments} e LEFT JOIN {assignments} a ON a.experiment_id = e.id AND a.unit = %s "
-    "WHERE e.key = %s"
-).format(experiments=Experiment._meta.db_table, assignments=Assignment._meta.db_table)
-
-
 class _ServingCache:
     """Per-process memory of what serving reads on every request (bench/assignment.py).
 
-    A stored assignment never changes, so (salt, unit) -> variant id is kept in an LRU. An
+    A stored assignment never changes, so (salt, unit) -> variant id is kept in an LRU (the
+    least recently read or stored entry goes first when it is full). An
     experiment's state (status, traffic, concluded variant) can change, so it is kept for
     `ASSIGNMENT_STATE_CACHE_SECONDS` only: a stop, a promotion or a ramp reaches every worker
     within that time. `ends_at` never changes once started, so the end of the test period is
@@ -131,9 +121,10 @@ class _ServingCache:
 
     MAX_ASSIGNMENTS = 200_000
 
-    def __init__(self):
+    def __init__(self, *, max_assignments: int = MAX_ASSIGNMENTS):
         self.states: dict[str, tuple[float, ExperimentState]] = {}
-        self.assignments: OrderedDict[tuple[str, str], int] = OrderedDict()
+        # A hit moves the entry to the recent end: units that keep coming back stay cached.
+        self.assignments: LRUCache[tuple[str, str], int] = LRUCache(maxsize=max_assignments)
 
     def state(self, key: str) -> ExperimentState | None:
         entry = self.states.get(key)
@@ -149,9 +140,7 @@ class _ServingCache:
 
     def remember_assignment(self, state: ExperimentState, unit: str, variant_id: int) -> None:
         if settings.ASSIGNMENT_STATE_CACHE_SECONDS > 0:
-            self.assignments[(state.salt, unit)] = variant_id
-            if len(self.assignments) > self.MAX_ASSIGNMENTS:
-                self.assignments.popitem(last=False)
+            self.assignments[(state.salt, unit)] = variant_id   # evicts the least recently used when full
 
 
 serving_cache = _ServingCache()
@@ -175,20 +164,10 @@ def experiment_state(key: str, *, unit: str | None = None) -> tuple[ExperimentSt
 
 
 def _experiment_state_from_database(key: str, unit: str | None) -> tuple[ExperimentState, int | None]:
-    # Plain SQL: on the hot path, building the equivalent ORM query cost more than running it.
-    with connection.cursor() as cursor:
-        cursor.execute(_STATE_SQL, [unit, key])
-        row = cursor.fetchone()
+    row = db.experiment_state_row(key, unit)
     if row is None:
         raise Experiment.DoesNotExist(f"No experiment with key {key!r}.")
-    fields = dict(zip(_STATE_FIELDS, row[:-1]))
-    ends_at = fields["ends_at"]
-    if isinstance(ends_at, str):  # SQLite hands raw datetimes back as text or naive UTC
-        ends_at = parse_datetime(ends_at)
-    if ends_at is not None and ends_at.tzinfo is None:
-        ends_at = ends_at.replace(tzinfo=dt_timezone.utc)
-    fields["ends_at"] = ends_at
-    return _state(fields), row[-1]
+    return _state(row), row["stored_variant_id"]
 
 
 def _answer(state: ExperimentState, unit: str, variant: ServedVariant | None) -> AssignmentAnswer:
@@ -227,14 +206,9 @@ def _check_servable(state: ExperimentState) -> None:
 
 def _store_one(state: ExperimentState, unit: str, variant: ServedVariant) -> int:
     """Store one first assignment in one statement; a row stored concurrently wins."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {Assignment._meta.db_table} (experiment_id, unit, variant_id, assigned_at) "
-            "VALUES (%s, %s, %s, %s) ON CONFLICT (experiment_id, unit) DO NOTHING RETURNING variant_id",
-            [state.id, unit, variant.id, timezone.now()],
-        )
-        inserted = cursor.fetchone()
-    variant_id = inserted[0] if inserted else stored_assignments(state.id, [unit])[unit]
+    variant_id = db.store_assignment(state.id, unit, variant.id, timezone.now())
+    if variant_id is None:   # another request stored the unit first: its row is the answer
+        variant_id = db.stored_assignments(state.id, [unit])[unit]
     serving_cache.remember_assignment(state, unit, variant_id)
     return variant_id
 
@@ -243,24 +217,9 @@ def _store(state: ExperimentState, firsts: dict[str, ServedVariant]) -> dict[str
     """Store first assignments (existing rows win) and return every unit's stored variant id."""
     # Sorted, so that two batches over the same units take the unique index's locks in the
     # same order (in request order, concurrent overlapping batches could deadlock).
-    ordered = sorted(firsts.items())
-    if connection.vendor == "postgresql":
-        # Two array parameters instead of three placeholders per row: 10,000 units cost one
-        # short statement to send and plan.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {Assignment._meta.db_table} (experiment_id, unit, variant_id, assigned_at) "
-                "SELECT %s, unit, variant_id, %s FROM unnest(%s::varchar[], %s::bigint[]) AS new(unit, variant_id) "
-                "ON CONFLICT (experiment_id, unit) DO NOTHING",
-                [state.id, timezone.now(), [unit for unit, _ in ordered], [v.id for _, v in ordered]],
-            )
-    else:
-        Assignment.objects.bulk_create(
-            [Assignment(experiment_id=state.id, unit=unit, variant_id=v.id) for unit, v in ordered],
-            ignore_conflicts=True,
-            batch_size=5000,
-        )
-    return stored_assignments(state.id, firsts)
+    ordered = sorted((unit, variant.id) for unit, variant in firsts.items())
+    db.store_assignments(state.id, ordered, timezone.now())
+    return db.stored_assignments(state.id, firsts)
 
 
 def assignment_for_unit(*, experiment_key: str, unit: str) -> AssignmentAnswer:
@@ -284,7 +243,7 @@ def assignments_for_units(*, experiment_key: str, units: list[str]) -> list[Assi
 
 def _answers_in_bulk(state: ExperimentState, units: list[str]) -> list[AssignmentAnswer]:
     distinct = list(dict.fromkeys(units))
-    stored = stored_assignments(state.id, distinct)
+    stored = db.stored_assignments(state.id, distinct)
     firsts = {}
     for unit in distinct:
         if unit not in stored:

@@ -1,48 +1,27 @@
-"""Importing a CSV file of observations inside PostgreSQL: the fast way for import_observations.
+"""Importing a CSV file of observations inside the database: the fast way for import_observations.
 
-The file's bytes are copied as they are into a temporary table (COPY ... CSV, text columns),
-then SQL converts and checks every row, stores it and adds it to the unit sums: for an
-experiment without observations, a second connection converts and checks while this one
-COPYs the rows in (_import_fresh); otherwise one INSERT ... ON CONFLICT statement. Python
-never touches a row, which is what brings a million-row backfill towards the speed of a
-raw COPY (bench/ingest.py).
-
-The second connection sees only committed data: an A/B file's units must have been
-assigned, and their assignments committed, before the import starts (as they are when
-assigned through the API).
-
-This path only ever accepts a subset of what the row-by-row path accepts: anything it does
-not recognise as plainly valid (a value PostgreSQL cannot parse, a rule broken, a header it
-does not expect, a timestamp outside the common ISO 8601 forms) makes it give up, with
-nothing written, and `import_observations` then runs the row-by-row path over the file,
-which either imports it all the same or names every offending line and field. So the rules
-and the messages are those of `experiments.observation_input` and the ingestion service;
-the tests check that both paths store the same rows and that every rule break falls through.
+Where the engine can (PostgreSQL, experiments.db.postgresql_csv, whose docstring says how
+and why it is fast) the whole file is stored, checked and summed without Python touching a
+row. This path only ever accepts a subset of what the row-by-row path accepts: a header it
+does not expect, or anything the database does not recognise as plainly valid, makes it
+give up with nothing written, and `import_observations` then runs the row-by-row path over
+the file, which either imports it all the same or names every offending line and field.
+The tests check that both paths store the same rows and that every rule break falls through.
 """
 
 import csv
 from collections.abc import Callable
 from pathlib import Path
 
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.utils import timezone
-from psycopg.errors import UniqueViolation
 
+from experiments import db
 from experiments.lock import ensure_taking_observations
-from experiments.models import Assignment, Design, Experiment, MetricType, Observation, UnitOutcome
-from experiments.observation_input import FIELDS, MAX_ID_LENGTH, MAX_UNIT_LENGTH
+from experiments.models import Experiment
+from experiments.observation_input import FIELDS
 from experiments.services.ingestion import IngestResult
-from experiments.unit_outcomes.write import COLUMNS as OUTCOME_COLUMNS
-from experiments.unit_outcomes.write import add_from_sql, pairings, summed_rows_sql
-
-COPY_BLOCK = 1 << 20
-PIPE_BLOCK = 1 << 17   # psycopg splits larger writes into blocks of this size anyway
-
-# Python's str.strip() removes these ASCII characters (and more outside ASCII).
-ASCII_WHITESPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
-# PostgreSQL work_mem for the statement: the per-unit sums of a million rows hash and sort in memory.
-WORK_MEM = "256MB"
 
 
 def observations_import_csv(*, experiment: Experiment, path: Path,
@@ -51,94 +30,26 @@ def observations_import_csv(*, experiment: Experiment, path: Path,
 
     Raises WrongState like the ingestion service when the experiment takes no observations.
     """
-    if connection.vendor != "postgresql":
+    if not db.csv_import_supported():
         return None
     columns = _header(path)
     if columns is None:
         return None
     now = timezone.now()
     ensure_taking_observations(experiment, now)
-    joined = experiment.design == Design.AB
-    # With nothing stored yet, no id and no unit can be repeated from before: rows and sums
-    # can be COPYed, without the ON CONFLICT that costs about half a COPY per row.
+    # With nothing stored yet, no id and no unit can be repeated from before (see import_csv).
     fresh = not Experiment.objects.filter(pk=experiment.pk, observation_count__gt=0).exists()
     try:
-        with transaction.atomic(), connection.cursor() as cursor, connection.wrap_database_errors:
-            cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
-            result = _import_fresh(cursor, experiment, path, columns, now, joined, on_bytes) if fresh else None
-            if result is None:   # (the progress bar has seen the file once already if fresh)
-                staged = _stage(cursor.cursor, path, columns, numbered=joined,
-                                on_bytes=(lambda n: None) if fresh else on_bytes)
-                cursor.execute(*_insert_sql(experiment, set(columns), now, joined=joined))
-                inserted = cursor.fetchone()[0]
-                result = IngestResult(accepted=inserted, duplicates=staged - inserted)
-            Experiment.objects.filter(pk=experiment.pk).update(
-                observation_count=F("observation_count") + result.accepted)
+        with transaction.atomic():
+            counts = db.import_csv(experiment=experiment, path=path, columns=columns, now=now, fresh=fresh,
+                                   on_bytes=on_bytes)
+            if counts is None:
+                return None
+            accepted, duplicates = counts
+            Experiment.objects.filter(pk=experiment.pk).update(observation_count=F("observation_count") + accepted)
     except DatabaseError:
         return None   # rolled back: the row-by-row path imports the file or names its errors
-    return result
-
-
-def _import_fresh(cursor, experiment: Experiment, path: Path, columns: list[str], now, joined: bool,
-                  on_bytes: Callable[[int], None]) -> IngestResult | None:
-    """Import into an experiment without observations, on two database backends at once.
-
-    A second connection stages the file, converts and checks the rows and streams them, then
-    their unit sums, as binary COPY data; this connection COPYs them into the tables within
-    its transaction. Checking (one backend) and storing (the other) overlap on two cores, and
-    COPY stores rows for less than INSERT. Together about 30% faster than one statement
-    (bench/ingest.py). Without ON CONFLICT, an id stored twice (in the file, or meanwhile
-    by the endpoint) fails on the unique index: then None, with this part rolled back, and
-    the caller runs the one statement with ON CONFLICT. A rule break fails the COPY
-    (NOT NULL unit, see _checked_sql) and the whole import falls back to row by row.
-    """
-    reader = connection.get_new_connection(connection.get_connection_params())
-    try:
-        with reader.cursor() as source:
-            source.execute("SET TIME ZONE 'UTC'")   # as Django's connections: timestamps without offset are UTC
-            source.execute(f"SET work_mem = '{WORK_MEM}'")
-            # Any repeated id fails this path, so the file's order (which decides which of two
-            # rows with one id is kept) does not matter here.
-            staged = _stage(source, path, columns, numbered=False, on_bytes=on_bytes)
-            typed, checked, params = _checked_sql(experiment, set(columns), now, joined=joined, ordered=False)
-            rows = source.mogrify(
-                f"SELECT %s::bigint, variant_id::bigint, unit, value, latency_ms, observed_at, %s::timestamptz, "
-                f"idempotency_key FROM ({checked}) AS checked", [experiment.id, now, *params])
-            pairing = pairings(experiment.design, experiment.variants.all())
-            sums = source.mogrify(
-                summed_rows_sql(f"(SELECT unit, variant_id, value FROM ({typed}) AS typed)", pairing),
-                [experiment.id, *params[1:]])
-            try:
-                with transaction.atomic(), connection.wrap_database_errors:
-                    _pipe(source, rows, cursor.cursor, f"COPY {Observation._meta.db_table} (experiment_id, "
-                          f"variant_id, unit, value, latency_ms, observed_at, received_at, idempotency_key)")
-                    _pipe(source, sums, cursor.cursor, f"COPY {UnitOutcome._meta.db_table} ({OUTCOME_COLUMNS})")
-            except IntegrityError as error:
-                if isinstance(error.__cause__, UniqueViolation):
-                    return None
-                raise
-        return IngestResult(accepted=staged, duplicates=0)
-    finally:
-        reader.close()
-
-
-def _pipe(source, query: str, target, copy_into: str) -> None:
-    """Stream the rows of `query` (on the source cursor) into the target cursor's COPY, in binary.
-
-    COPY TO sends a message per row; psycopg would also send each write as it comes, so
-    they are gathered into blocks of PIPE_BLOCK bytes (a write per row cost the Python side
-    about 3 us per row).
-    """
-    with source.copy(f"COPY ({query}) TO STDOUT (FORMAT binary)") as rows, \
-            target.copy(f"{copy_into} FROM STDIN (FORMAT binary)") as into:
-        pending = bytearray()
-        for row in rows:
-            pending += row
-            if len(pending) >= PIPE_BLOCK:
-                into.write(bytes(pending))
-                pending.clear()
-        if pending:
-            into.write(bytes(pending))
+    return IngestResult(accepted=accepted, duplicates=duplicates)
 
 
 def _header(path: Path) -> list[str] | None:
@@ -151,126 +62,3 @@ def _header(path: Path) -> list[str] | None:
     if not names or len(set(names)) != len(names) or not set(names) <= FIELDS or not {"unit", "value"} <= set(names):
         return None
     return names
-
-
-def _stage(cursor, path: Path, columns: list[str], *, numbered: bool, on_bytes: Callable[[int], None]) -> int:
-    """COPY the file's bytes into a temporary table of text columns; returns the number of rows.
-
-    `numbered` adds the line order, for when the rows must be joined (a plain scan of the
-    table keeps the file's order by itself, in which the first of two rows with one id wins).
-    """
-    # The names are known field names (checked by _header), never other text from the file.
-    cursor.execute("DROP TABLE IF EXISTS staged_observation")
-    line = "line bigint GENERATED ALWAYS AS IDENTITY, " if numbered else ""
-    cursor.execute(f"CREATE TEMP TABLE staged_observation ({line}{', '.join(f'{name} text' for name in columns)}) "
-                   "ON COMMIT DROP")
-    with path.open("rb") as handle, cursor.copy(
-            f"COPY staged_observation ({', '.join(columns)}) FROM STDIN "
-            "WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')") as copy:
-        while block := handle.read(COPY_BLOCK):
-            copy.write(block)
-            on_bytes(len(block))
-    return cursor.rowcount
-
-
-def _identifier_rule(column: str, max_length: int) -> str:
-    """At most max_length characters and not only whitespace, as observation_input's _identifier.
-
-    Ordered from cheap to exact: a text of at most max_length bytes is short enough, one that
-    starts with an ASCII letter, digit or sign is not blank. Otherwise an ASCII text is
-    checked exactly (Python strips ASCII_WHITESPACE), and one with other characters must
-    contain an ASCII letter, digit or sign, since Python also strips Unicode spaces (a text
-    of other characters only goes the row-by-row way).
-    """
-    whitespace = ASCII_WHITESPACE.encode("unicode_escape").decode()
-    return (f"(octet_length({column}) <= {max_length} OR length({column}) <= {max_length}) AND "
-            f"CASE WHEN substr({column}, 1, 1) COLLATE \"C\" BETWEEN '!' AND '~' THEN TRUE "
-            f"WHEN octet_length({column}) = length({column}) THEN btrim({column}, E'{whitespace}') <> '' "
-            f"ELSE {column} ~ '[!-~]' END")
-
-
-def _timestamp_rule(column: str) -> str:
-    """The ISO 8601 forms PostgreSQL and Python's fromisoformat read alike.
-
-    YYYY-MM-DD, T or a space, HH:MM:SS, then only a fraction of at most 6 digits (PostgreSQL
-    rounds more, Python truncates) and Z or an offset (PostgreSQL also takes zone names,
-    Python does not); hour and second not 24 and 60 (PostgreSQL takes 24:00:00 and a 60th
-    second, Python does not). Only the tail goes through a regular expression: over the
-    whole text one costs several microseconds per row (bench/ingest.py). Anything else
-    goes row by row.
-    """
-    return (f"({column} IS NULL OR ({column} LIKE '____-__-_____:__:__%%' AND substr({column}, 11, 1) IN ('T', ' ') "
-            f"AND substr({column}, 12, 2) <> '24' AND substr({column}, 18, 2) <> '60' "
-            f"AND (length({column}) = 19 "
-            f"OR substr({column}, 20) ~ '^(\\.[0-9]{{1,6}})?(Z|[+-][0-9]{{2}}(:?[0-9]{{2}})?)?$')))")
-
-
-def _checked_sql(experiment: Experiment, columns: set[str], now, *, joined: bool,
-                 ordered: bool) -> tuple[str, str, list]:
-    """Two SELECTs over the staged rows: `typed` (unit, variant_id, value converted) and
-    `checked` (the observation's columns, with a NULL unit where a rule is broken), and their
-    parameters (`typed`'s are all of them but the first).
-
-    A NULL unit fails the column's NOT NULL constraint and a cell PostgreSQL cannot convert
-    fails its cast: either way storing fails and the import falls back. Numbers go through
-    numeric, which reads only decimal notation (float8's strtod would also read hexadecimal,
-    Python does not). `ordered`: in the file's order (needs the staged `line`).
-    """
-    def cell(name: str) -> str:
-        # CSV: an empty cell is an absent field, as in the row-by-row path.
-        return f"NULLIF(staged.{name}, '')" if name in columns else "NULL::text"
-
-    variants = list(experiment.variants.all())
-    named_variant = f"(CASE {cell('variant')} {' '.join(f'WHEN %s THEN {int(v.id)}' for v in variants)} END)"
-    rules = [
-        _identifier_rule("raw_unit", MAX_UNIT_LENGTH),
-        f"(raw_id IS NULL OR ({_identifier_rule('raw_id', MAX_ID_LENGTH)}))",
-        "value IS NOT NULL AND value <> 'NaN'::float8 AND abs(value) <> 'Infinity'::float8",
-        # (PostgreSQL orders NaN above every number, so `>= 0` alone would let it through.)
-        "(latency_ms IS NULL OR (latency_ms >= 0 AND latency_ms NOT IN ('NaN'::float8, 'Infinity'::float8)))",
-        _timestamp_rule("raw_timestamp"),
-        "(raw_variant IS NULL OR named_variant IS NOT NULL)",
-    ]
-    if experiment.metric_type == MetricType.BINARY:
-        rules.append("value IN (0, 1)")
-    if joined:
-        # A/B: the unit's stored assignment gives the variant; a named one must agree with it.
-        # A hash join may reorder the rows: ORDER BY line puts them back in the file's order.
-        source = (f"staged_observation AS staged LEFT JOIN {Assignment._meta.db_table} AS assignment "
-                  "ON assignment.experiment_id = %s AND assignment.unit = staged.unit"
-                  + (" ORDER BY staged.line" if ordered else ""))
-        source_params = [experiment.id]
-        assigned, variant_id = "assignment.variant_id", "assigned_variant"
-        rules.append("assigned_variant IS NOT NULL AND (named_variant IS NULL OR named_variant = assigned_variant)")
-    else:
-        source, source_params = "staged_observation AS staged", []
-        assigned, variant_id = "NULL::bigint", "named_variant"
-        rules.append("named_variant IS NOT NULL")
-    converted = f"""
-        SELECT {cell('unit')} AS raw_unit, {cell('variant')} AS raw_variant, {cell('id')} AS raw_id,
-               {cell('timestamp')} AS raw_timestamp,
-               {cell('value')}::numeric::float8 AS value, {cell('latency_ms')}::numeric::float8 AS latency_ms,
-               {cell('timestamp')}::timestamptz AS observed_at,
-               {named_variant} AS named_variant, {assigned} AS assigned_variant
-        FROM {source}"""
-    typed = f"SELECT raw_unit AS unit, {variant_id} AS variant_id, value FROM ({converted}) AS converted"
-    checked = f"""
-        SELECT CASE WHEN {' AND '.join(rules)} THEN raw_unit END AS unit, {variant_id} AS variant_id,
-               value, latency_ms, COALESCE(observed_at, %s) AS observed_at, raw_id AS idempotency_key
-        FROM ({converted}) AS converted"""
-    return typed, checked, [now, *(v.key for v in variants), *source_params]
-
-
-def _insert_sql(experiment: Experiment, columns: set[str], now, *, joined: bool) -> tuple[str, list]:
-    """One statement: insert the checked rows, skipping ids stored before, and add them to the unit sums."""
-    _, checked, params = _checked_sql(experiment, columns, now, joined=joined, ordered=joined)
-    columns_sql = "variant_id, unit, value, latency_ms, observed_at, idempotency_key"
-    sql = f"""
-        WITH inserted AS (
-            INSERT INTO {Observation._meta.db_table} (experiment_id, received_at, {columns_sql})
-            SELECT %s, %s, {columns_sql} FROM ({checked}) AS checked
-            ON CONFLICT (experiment_id, idempotency_key) DO NOTHING
-            RETURNING unit, variant_id, value
-        ), summed AS ({add_from_sql('inserted', pairings(experiment.design, experiment.variants.all()))})
-        SELECT COUNT(*) FROM inserted"""
-    return sql, [experiment.id, now, *params, experiment.id]

@@ -12,10 +12,10 @@ from typing import NamedTuple
 
 from django.db import connection
 
-from experiments.models import Design, Experiment, Observation, UnitOutcome, Variant
+from experiments import db
+from experiments.models import Design, Experiment, UnitOutcome, Variant
 
 TABLE = UnitOutcome._meta.db_table
-OBSERVATIONS = Observation._meta.db_table
 COLUMNS = "experiment_id, unit, variant_id, count, total, control_count, control_total"
 
 
@@ -38,52 +38,23 @@ def pairings(design: str, variants: Iterable[Variant]) -> list[Pairing]:
             + [Pairing(champion.id, v.id, False) for v in challengers])
 
 
-def _summed_select(source: str, pairing: list[Pairing]) -> str:
-    """SELECT of the outcome rows of `source` (any relation with unit, variant_id and value).
-
-    The pairings are inlined as integer literals: a VALUES list of parameters would leave
-    PostgreSQL guessing their types.
-    """
-    values = ", ".join(f"({int(p.source)}, {int(p.target)}, {'TRUE' if p.own else 'FALSE'})" for p in pairing)
-    return f"""
-        SELECT %s, stored.unit, pairing.target,
-               COUNT(*) FILTER (WHERE pairing.own), COALESCE(SUM(stored.value) FILTER (WHERE pairing.own), 0),
-               COUNT(*) FILTER (WHERE NOT pairing.own),
-               COALESCE(SUM(stored.value) FILTER (WHERE NOT pairing.own), 0)
-        FROM {source} AS stored
-        JOIN (VALUES {values}) AS pairing (source, target, own) ON stored.variant_id = pairing.source
-        GROUP BY stored.unit, pairing.target"""
-
-
-# Rows go in (unit, variant) order, so that concurrent batches lock shared units in the same
-# order and cannot deadlock; byte order (COLLATE "C", also Python's order of str) sorts twice
-# as fast as the database's collation.
-_ORDER = 'ORDER BY stored.unit COLLATE "C", pairing.target'
-
-_ADD_ON_CONFLICT = f"""
+# An outcome row already stored for the unit and variant is added to, not replaced.
+ADD_ON_CONFLICT = f"""
         ON CONFLICT (experiment_id, unit, variant_id) DO UPDATE SET
             count = {TABLE}.count + excluded.count, total = {TABLE}.total + excluded.total,
             control_count = {TABLE}.control_count + excluded.control_count,
             control_total = {TABLE}.control_total + excluded.control_total"""
 
+_ADD_ONE_SQL = (f"INSERT INTO {TABLE} ({COLUMNS}) VALUES (%(experiment_id)s, %(unit)s, %(target)s, %(count)s, "
+                f"%(total)s, %(control_count)s, %(control_total)s) {ADD_ON_CONFLICT}")
 
-def add_from_sql(source: str, pairing: list[Pairing]) -> str:
-    """INSERT adding the rows of `source` (e.g. the CTE of the observations just inserted) to the sums.
 
-    One parameter: the experiment id.
+def add_rows(experiment_id: int, pairing: list[Pairing], rows: Iterable[tuple[str, int, float]]) -> int:
+    """Add the observations stored, (unit, variant id, value), to the sums, summed in Python; returns the rows written.
+
+    The same rows as experiments.db.postgresql_sums's `add_from_sql`, in the same (unit, variant)
+    order, so that concurrent batches lock shared units in one order and cannot deadlock.
     """
-    return f"INSERT INTO {TABLE} ({COLUMNS}) {_summed_select(source, pairing)} {_ORDER} {_ADD_ON_CONFLICT}"
-
-
-def summed_rows_sql(source: str, pairing: list[Pairing]) -> str:
-    """The rows `add_from_sql` would insert, typed as the table's columns (for a binary COPY into it)."""
-    return (f"SELECT experiment::bigint, unit, target::bigint, n::integer, total, control_n::integer, control_total "
-            f"FROM ({_summed_select(source, pairing)} {_ORDER}) "
-            "AS summed (experiment, unit, target, n, total, control_n, control_total)")
-
-
-def add_rows(experiment_id: int, pairing: list[Pairing], rows: Iterable[tuple[str, int, float]]) -> None:
-    """The same as `add_from_sql`, summed in Python: (unit, variant id, value) of the observations stored."""
     targets = defaultdict(list)
     for p in pairing:
         targets[p.source].append(p)
@@ -98,12 +69,14 @@ def add_rows(experiment_id: int, pairing: list[Pairing], rows: Iterable[tuple[st
                 row[2] += 1
                 row[3] += value
     if not sums:
-        return
+        return 0
     with connection.cursor() as cursor:
-        cursor.executemany(
-            f"INSERT INTO {TABLE} ({COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s) {_ADD_ON_CONFLICT}",
-            [(experiment_id, unit, target, *row) for (unit, target), row in sorted(sums.items())],
-        )
+        cursor.executemany(_ADD_ONE_SQL, [
+            {"experiment_id": experiment_id, "unit": unit, "target": target, "count": count, "total": total,
+             "control_count": control_count, "control_total": control_total}
+            for (unit, target), (count, total, control_count, control_total) in sorted(sums.items())
+        ])
+    return len(sums)
 
 
 def unit_outcomes_rebuild(experiment: Experiment) -> int:
@@ -112,10 +85,4 @@ def unit_outcomes_rebuild(experiment: Experiment) -> int:
     For data loaded around the ingestion service (bench/analysis.py) and as the reference
     the tests compare the incremental sums with.
     """
-    with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {TABLE} WHERE experiment_id = %s", [experiment.id])
-        source = f"(SELECT unit, variant_id, value FROM {OBSERVATIONS} WHERE experiment_id = %s)"
-        pairing = pairings(experiment.design, experiment.variants.all())
-        cursor.execute(f"INSERT INTO {TABLE} ({COLUMNS}) {_summed_select(source, pairing)}",
-                       [experiment.id, experiment.id])
-        return cursor.rowcount
+    return db.rebuild_unit_outcomes(experiment.id, pairings(experiment.design, experiment.variants.all()))

@@ -1,12 +1,13 @@
 """The per-process serving cache: repeat answers without a query, state changes within its lifetime."""
 
 import time
+from types import SimpleNamespace
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from experiments.services.assignment import assignment_for_unit, serving_cache
+from experiments.services.assignment import _ServingCache, assignment_for_unit, serving_cache
 from experiments.services.lifecycle import experiment_start, experiment_stop
 from tests.factories import ExperimentFactory
 
@@ -48,3 +49,17 @@ def test_drafts_are_never_cached(cached):
 
     assert assignment_for_unit(experiment_key=draft.key, unit="u1").in_experiment is True
     assert draft.key in serving_cache.states
+
+
+def test_a_recently_read_assignment_survives_an_eviction(cached):
+    cache = _ServingCache(max_assignments=2)
+    state = SimpleNamespace(salt="salt")
+    cache.remember_assignment(state, "old-but-read", 1)
+    cache.remember_assignment(state, "newer-unread", 2)
+    assert cache.assignment(state, "old-but-read") == 1
+
+    cache.remember_assignment(state, "newest", 3)   # full: the least recently used goes
+
+    assert cache.assignment(state, "old-but-read") == 1
+    assert cache.assignment(state, "newest") == 3
+    assert cache.assignment(state, "newer-unread") is None

@@ -1,4 +1,4 @@
-"""The ingestion service's two storage paths agree: COPY on PostgreSQL, ORM inserts elsewhere.
+"""The two engines' `insert_observations` agree: COPY on PostgreSQL, ORM inserts elsewhere.
 
 Both also keep the per-unit sums (UnitOutcome) the analysis reads; after any sequence of
 batches, with repeated ids, they must equal the sums recomputed from the stored observations.
@@ -9,13 +9,14 @@ import random
 import pytest
 from django.utils import timezone
 
+from experiments.db import portable, postgresql
 from experiments.models import Observation, UnitOutcome
-from experiments.services import ingestion
 from experiments.unit_outcomes.write import pairings, unit_outcomes_rebuild
 from tests.experiments.builders import start
+from tests.experiments.db import on_postgresql
 
-PATHS = pytest.mark.parametrize("insert", [ingestion._insert_with_copy, ingestion._insert_portably],
-                                ids=["copy", "portable"])
+PATHS = pytest.mark.parametrize("insert", [pytest.param(postgresql.insert_observations, marks=on_postgresql),
+                                           portable.insert_observations], ids=["copy", "portable"])
 
 
 def records(experiment, ids):

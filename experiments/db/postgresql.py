@@ -1,0 +1,144 @@
+"""The PostgreSQL paths: array parameters, COPY, ordered-set aggregates and session settings.
+
+Each function here has a namesake in experiments.db.portable that gives the same results;
+experiments.db chooses one module for the configured engine. Why each path is fast:
+
+- Units travel as one array parameter (`unit = ANY(%(units)s)`, `unnest(...)`): an IN list
+  or a VALUES list of 10,000 literals costs several times more to quote, parse and plan
+  than the lookup or the insert itself (bench/assignment.py).
+- Observations go through COPY into a temporary table and one statement inserts them
+  (INSERT ... SELECT ... ON CONFLICT DO NOTHING, so an `id` seen before is skipped and
+  counted) and adds the ones inserted to the per-unit sums: no row goes through the ORM
+  (bench/ingest.py).
+- Latency percentiles are `percentile_cont` in the database: no latency leaves it.
+- The analysis session gets room for its hash tables and no JIT (bench/analysis.py).
+- A CSV file is imported inside the database (experiments.db.postgresql_csv).
+
+See bench/README.md for the measurements.
+"""
+
+from datetime import datetime
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Aggregate, Avg, Count, FloatField
+
+from experiments.db.postgresql_csv import import_csv
+from experiments.db.postgresql_sums import add_from_sql, rebuild_unit_outcomes
+from experiments.db.rows import Latency
+from experiments.db.shared import experiment_state_row, store_assignment
+from experiments.models import Assignment, Experiment, Observation
+from experiments.unit_outcomes.write import Pairing
+
+__all__ = ["CSV_IMPORT", "experiment_state_row", "import_csv", "insert_observations", "latency_by_variant",
+           "rebuild_unit_outcomes", "store_assignment", "store_assignments", "stored_assignments",
+           "tune_analysis_session"]
+
+# A CSV file can be imported inside the database (experiments.db.postgresql_csv).
+CSV_IMPORT = True
+
+ASSIGNMENTS = Assignment._meta.db_table
+OBSERVATIONS = Observation._meta.db_table
+OBSERVATION_COLUMNS = "variant_id, unit, value, latency_ms, observed_at, idempotency_key"
+
+_STORED_SQL = (f"SELECT unit, variant_id FROM {ASSIGNMENTS} "
+               "WHERE experiment_id = %(experiment_id)s AND unit = ANY(%(units)s)")
+
+_STORE_MANY_SQL = (
+    f"INSERT INTO {ASSIGNMENTS} (experiment_id, unit, variant_id, assigned_at) "
+    "SELECT %(experiment_id)s, unit, variant_id, %(now)s "
+    "FROM unnest(%(units)s::varchar[], %(variant_ids)s::bigint[]) AS new(unit, variant_id) "
+    "ON CONFLICT (experiment_id, unit) DO NOTHING"
+)
+
+_INCOMING_TABLE_SQL = (
+    "CREATE TEMP TABLE IF NOT EXISTS incoming_observation ("
+    " variant_id bigint, unit varchar(255), value double precision, latency_ms double precision,"
+    " observed_at timestamptz, idempotency_key varchar(255)) ON COMMIT DELETE ROWS"
+)
+
+
+def stored_assignments(experiment_id: int, units) -> dict[str, int]:
+    """{unit: variant id} of the stored assignments among `units` (up to 10,000 per call)."""
+    units = list(units)
+    if not units:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(_STORED_SQL, {"experiment_id": experiment_id, "units": units})
+        return dict(cursor.fetchall())
+
+
+def store_assignments(experiment_id: int, rows: list[tuple[str, int]], now: datetime) -> None:
+    """Store first assignments, (unit, variant id) in the order given; existing rows win.
+
+    Two array parameters instead of three placeholders per row: 10,000 units cost one short
+    statement to send and plan.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_STORE_MANY_SQL, {"experiment_id": experiment_id, "now": now,
+                                         "units": [unit for unit, _ in rows],
+                                         "variant_ids": [variant_id for _, variant_id in rows]})
+
+
+def insert_observations(experiment_id: int, pairing: list[Pairing], records: list[tuple], now: datetime) -> int:
+    """Insert the records, skipping ids already stored or repeated, and add them to the unit sums.
+
+    `records` are (variant_id, unit, value, latency_ms, observed_at, idempotency_key);
+    returns how many were inserted.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_INCOMING_TABLE_SQL)
+        cursor.execute("TRUNCATE incoming_observation")
+        with cursor.cursor.copy(f"COPY incoming_observation ({OBSERVATION_COLUMNS}) FROM STDIN") as copy:
+            for record in records:
+                copy.write_row(record)
+        cursor.execute(
+            f"WITH inserted AS (INSERT INTO {OBSERVATIONS} (experiment_id, received_at, {OBSERVATION_COLUMNS}) "
+            f"SELECT %(experiment_id)s, %(now)s, {OBSERVATION_COLUMNS} FROM incoming_observation "
+            "ON CONFLICT (experiment_id, idempotency_key) DO NOTHING RETURNING unit, variant_id, value), "
+            f"summed AS ({add_from_sql('inserted', pairing)}) "
+            "SELECT COUNT(*) FROM inserted",
+            {"experiment_id": experiment_id, "now": now},
+        )
+        return cursor.fetchone()[0]
+
+
+def tune_analysis_session() -> None:
+    """Settings for the rest of the analysis transaction (SET LOCAL: they end with it)."""
+    with connection.cursor() as cursor:
+        # Room for the aggregates' hash tables (the incomplete units' GROUP BY).
+        cursor.execute("SET LOCAL work_mem = %(work_mem)s", {"work_mem": settings.ANALYSIS_WORK_MEM})
+        # JIT compilation of the paired summary's dozen aggregates took longer than running
+        # them at 10M observations (bench/analysis.py).
+        cursor.execute("SET LOCAL jit = off")
+
+
+class PercentileCont(Aggregate):
+    """PostgreSQL's continuous percentile: percentile_cont(fraction) WITHIN GROUP (ORDER BY expression).
+
+    Linear interpolation between the closest ranks, the same definition as numpy's default
+    `percentile` (which experiments.db.portable uses).
+    """
+
+    function = "percentile_cont"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression, fraction: float, **extra):
+        fraction = float(fraction)
+        # The fraction is formatted into the SQL, so it must be a plain number in [0, 1].
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"a percentile fraction is in [0, 1], got {fraction}")
+        super().__init__(expression, fraction=repr(fraction), **extra)
+
+
+def latency_by_variant(experiment: Experiment) -> dict[int, Latency]:
+    """Mean, median and 95th percentile of `Observation.latency_ms` per variant id, aggregated in the database."""
+    aggregated = (
+        Observation.objects.filter(experiment=experiment, latency_ms__isnull=False).order_by()
+        .values("variant_id").annotate(
+            count=Count("latency_ms"), mean=Avg("latency_ms"),
+            p50=PercentileCont("latency_ms", 0.5), p95=PercentileCont("latency_ms", 0.95),
+        )
+    )
+    return {row["variant_id"]: Latency(**row) for row in aggregated}
