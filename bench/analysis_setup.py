@@ -68,7 +68,8 @@ def make_due(experiment_ids: list[int], counts: dict[int, int]) -> None:
     """Move the test period into the past and mark the analysis queued, as the sweep would."""
     from django.utils import timezone
 
-    from experiments.models import Experiment, Status
+    from experiments.choices import Status
+    from experiments.models import Experiment
 
     now = timezone.now()
     for experiment_id in experiment_ids:

@@ -8,15 +8,7 @@ from django.db.models import Q
 from rest_framework_api_key.models import AbstractAPIKey
 
 from experiments import permissions as permission_names
-from experiments.choices import (  # noqa: F401 (re-exported: the models' vocabulary)
-    Alternative,
-    AuditAction,
-    Design,
-    Direction,
-    MetricType,
-    Outcome,
-    Status,
-)
+from experiments.choices import Alternative, AuditAction, Design, Direction, MetricType, Outcome, Status
 from experiments.limits import MAX_ID_LENGTH, MAX_KEY_LENGTH, MAX_NAME_LENGTH, MAX_UNIT_LENGTH
 from experiments.querysets import ExperimentQuerySet
 

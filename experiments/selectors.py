@@ -5,8 +5,9 @@ from typing import Any
 from django.db.models import Count
 
 from analysis.checks import sample_ratio_mismatch
+from experiments.choices import Design
 from experiments.db import stored_assignments  # re-exported: its home was here
-from experiments.models import Assignment, Design, Experiment
+from experiments.models import Assignment, Experiment
 
 
 def experiment_get(key: str, *, for_update: bool = False) -> Experiment:

@@ -10,7 +10,6 @@ from rest_framework.test import APIClient
 from experiments.models import ServiceKey, UserToken
 from tests.factories import UserFactory
 
-
 # The live server's listen backlog is socketserver's 5: the concurrency tests open 32
 # connections at once, which a production server (gunicorn: 2048) would queue, not reset.
 WSGIServer.request_queue_size = 128

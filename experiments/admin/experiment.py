@@ -13,10 +13,11 @@ from experiments.admin.lifecycle import ACTIONS, available_actions, error_text
 from experiments.admin.panels import ExperimentPanels, report_url
 from experiments.admin.preview import power_preview
 from experiments.admin.views import DAILY_UNITS, ExperimentViews, daily_units
+from experiments.choices import Status
 from experiments.definitions.fields import DEFINITION_FIELDS, experiment_definition
 from experiments.errors import ExperimentError
 from experiments.lock import visible_result
-from experiments.models import Experiment, Status
+from experiments.models import Experiment
 from experiments.permissions import RUN
 from experiments.services.definition import RUNNING_EDITABLE_FIELDS, experiment_create, experiment_update
 

@@ -16,11 +16,12 @@ from django.forms.formsets import DELETION_FIELD_NAME
 from django.forms.models import BaseInlineFormSet
 from django.utils.dateparse import parse_duration
 
+from experiments.choices import Status
 from experiments.definitions.durations import iso_duration
 from experiments.definitions.fields import DEFINITION_FIELDS, experiment_definition
 from experiments.definitions.rules import FIELD_PATHS
 from experiments.limits import MAX_REASON_LENGTH
-from experiments.models import Experiment, Status, Variant
+from experiments.models import Experiment, Variant
 from experiments.services.definition import RUNNING_EDITABLE_FIELDS, experiment_definition_check
 
 FIELDS_BY_PATH = {**{path: field for field, path in FIELD_PATHS.items()}, "from": "follows"}

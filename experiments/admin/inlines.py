@@ -3,7 +3,8 @@
 from django.contrib import admin
 
 from experiments.admin.forms import VariantForm, VariantInlineFormSet
-from experiments.models import AuditEvent, Status, Variant
+from experiments.choices import Status
+from experiments.models import AuditEvent, Variant
 from experiments.permissions import ADD, CHANGE, VIEW
 
 

@@ -5,8 +5,9 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.timesince import timeuntil
 
+from experiments.choices import Status
 from experiments.lock import ResultState, is_locked, result_state, visible_result
-from experiments.models import Experiment, Status
+from experiments.models import Experiment
 from experiments.selectors import experiment_progress
 
 TEMPLATES = "admin/experiments/experiment"

@@ -4,11 +4,12 @@ import math
 from typing import Any
 
 from analysis.errors import AnalysisError
+from experiments.choices import Design
 from experiments.definitions.durations import iso_duration
 from experiments.definitions.fields import experiment_definition
 from experiments.definitions.planning import planned_sample
 from experiments.definitions.rules import definition_warnings
-from experiments.models import Design, Experiment
+from experiments.models import Experiment
 from experiments.services.definition import experiment_definition_check
 
 

@@ -13,9 +13,9 @@ from experiments.admin.inlines import VariantInline
 from experiments.admin.lifecycle import ACTIONS, available_actions, error_text
 from experiments.admin.panels import TEMPLATES
 from experiments.admin.preview import frozen_preview, power_preview
+from experiments.choices import Status
 from experiments.definitions.fields import experiment_definition
 from experiments.errors import ExperimentError
-from experiments.models import Status
 from experiments.permissions import RUN
 
 DAILY_UNITS = "expected_daily_units"

@@ -8,12 +8,13 @@ from rest_framework import serializers
 
 from analysis.errors import AnalysisError
 from analysis.pipeline import hypothesis_test_name
+from experiments.choices import Alternative, Design, Direction, MetricType
 from experiments.definitions.durations import iso_duration
 from experiments.definitions.fields import experiment_definition
 from experiments.definitions.planning import planned_sample
 from experiments.definitions.rules import definition_warnings
 from experiments.limits import MAX_KEY_LENGTH, MAX_NAME_LENGTH
-from experiments.models import Alternative, Design, Direction, Experiment, MetricType
+from experiments.models import Experiment
 from experiments.selectors import experiment_progress
 
 

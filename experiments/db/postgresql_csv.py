@@ -32,8 +32,9 @@ from typing import Any, NamedTuple
 from django.db import IntegrityError, connection, transaction
 from psycopg.errors import UniqueViolation
 
+from experiments.choices import Design, MetricType
 from experiments.db.postgresql_sums import add_from_sql, summed_rows_sql
-from experiments.models import Assignment, Design, Experiment, MetricType, Observation, UnitOutcome
+from experiments.models import Assignment, Experiment, Observation, UnitOutcome
 from experiments.observation_input import MAX_ID_LENGTH, MAX_UNIT_LENGTH
 from experiments.unit_outcomes.write import COLUMNS as OUTCOME_COLUMNS
 from experiments.unit_outcomes.write import pairings

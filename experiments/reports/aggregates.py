@@ -16,8 +16,9 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from experiments import db
+from experiments.choices import Design
 from experiments.db.rows import Latency
-from experiments.models import Assignment, Design, Experiment, Observation
+from experiments.models import Assignment, Experiment, Observation
 
 __all__ = ["Latency", "latency_by_variant", "units_per_day"]
 

@@ -15,7 +15,8 @@ from django.db.models import Count, Min
 from django.db.models.functions import TruncHour, TruncMinute
 from django.utils import timezone
 
-from experiments.models import Assignment, Design, Experiment, Observation, Variant
+from experiments.choices import Design
+from experiments.models import Assignment, Experiment, Observation, Variant
 from experiments.reports import charts
 from experiments.reports.aggregates import units_per_day
 from experiments.reports.tables import effect_bars, mean_bars

@@ -11,8 +11,9 @@ from typing import Any
 from scipy import stats
 
 from analysis.types import AnalysisPlan
+from experiments.choices import MetricType
 from experiments.definitions.durations import iso_duration
-from experiments.models import Experiment, MetricType, Variant
+from experiments.models import Experiment, Variant
 from experiments.reports.aggregates import Latency
 from experiments.reports.charts import EffectBar, MeanBar
 from experiments.reports.wording import (

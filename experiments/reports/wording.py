@@ -9,7 +9,7 @@ precision the data do not have. Pure functions over the stored results document.
 
 import math
 
-from experiments.models import MetricType
+from experiments.choices import MetricType
 
 MAX_DECIMALS = 6
 

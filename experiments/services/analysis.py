@@ -25,10 +25,10 @@ from analysis.pipeline import analyze, hypothesis_test_name
 from analysis.types import AnalysisPlan, VariantPlan
 from config.celery_app import app as celery_app
 from experiments import db
-from experiments.choices import AuditAction, Outcome
+from experiments.choices import AuditAction, Outcome, Status
 from experiments.errors import WrongState
 from experiments.lock import UNLOCKS_AT, ensure_unlocked, lifted
-from experiments.models import AnalysisResult, Experiment, Status
+from experiments.models import AnalysisResult, Experiment
 from experiments.services.audit import audit_record
 from experiments.services.promotion import experiment_promote
 from experiments.unit_outcomes.read import analysis_data

@@ -17,8 +17,9 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from experiments import db, hashing
+from experiments.choices import Design, Status
 from experiments.errors import WrongState
-from experiments.models import Assignment, Design, Experiment, Status, Variant
+from experiments.models import Assignment, Experiment, Variant
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,10 @@ from django.db.models import F
 from django.utils import timezone
 
 from experiments import db
+from experiments.choices import Design, MetricType
 from experiments.errors import RuleViolation
 from experiments.lock import ensure_taking_observations
-from experiments.models import Design, Experiment, MetricType, Variant
+from experiments.models import Experiment, Variant
 from experiments.observation_input import ItemErrors, ObservationRow
 from experiments.unit_outcomes.write import pairings
 

@@ -3,12 +3,12 @@
 from django.db import transaction
 from django.utils import timezone
 
-from experiments.choices import AuditAction
+from experiments.choices import AuditAction, Status
 from experiments.definitions.fields import experiment_definition
 from experiments.definitions.protocol import build_protocol, protocol_hash
 from experiments.definitions.rules import definition_errors
 from experiments.errors import InvalidDefinition, WrongState
-from experiments.models import Experiment, Status
+from experiments.models import Experiment
 from experiments.services.audit import audit_record
 
 

@@ -3,9 +3,9 @@
 from django.db import transaction
 from django.utils import timezone
 
-from experiments.choices import AuditAction, Outcome
+from experiments.choices import AuditAction, Outcome, Status
 from experiments.errors import WrongState
-from experiments.models import AnalysisResult, Experiment, Status
+from experiments.models import AnalysisResult, Experiment
 from experiments.services.audit import audit_record
 
 

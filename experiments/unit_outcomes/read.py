@@ -12,7 +12,8 @@ also have a champion value (the complete pairs).
 from django.db import connection
 
 from analysis.types import AnalysisData, PairedSummary, SampleSummary
-from experiments.models import Assignment, Experiment, MetricType, UnitOutcome
+from experiments.choices import MetricType
+from experiments.models import Assignment, Experiment, UnitOutcome
 
 ASSIGNMENTS = Assignment._meta.db_table
 OUTCOMES = UnitOutcome._meta.db_table

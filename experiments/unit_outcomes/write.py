@@ -13,7 +13,8 @@ from typing import NamedTuple
 from django.db import connection
 
 from experiments import db
-from experiments.models import Design, Experiment, UnitOutcome, Variant
+from experiments.choices import Design
+from experiments.models import Experiment, UnitOutcome, Variant
 
 TABLE = UnitOutcome._meta.db_table
 COLUMNS = "experiment_id, unit, variant_id, count, total, control_count, control_total"

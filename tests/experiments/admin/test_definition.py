@@ -12,7 +12,13 @@ from experiments.definitions.rules import definition_errors
 from experiments.models import AuditEvent, Experiment, Variant
 from experiments.services.lifecycle import experiment_start
 from tests.experiments.admin.pages import (
-    ADD_URL, PREVIEW_URL, add_form_data, api_definition, change_url, page_form_data, preview_url,
+    ADD_URL,
+    PREVIEW_URL,
+    add_form_data,
+    api_definition,
+    change_url,
+    page_form_data,
+    preview_url,
 )
 from tests.experiments.api.definitions import URL as API_URL
 from tests.experiments.api.definitions import valid_body

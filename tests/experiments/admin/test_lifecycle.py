@@ -7,7 +7,12 @@ from experiments.models import AuditEvent, Experiment
 from experiments.services.lifecycle import experiment_start, experiment_stop
 from tests.experiments.admin.conftest import logged_in
 from tests.experiments.admin.pages import (
-    ADD_URL, CHANGELIST_URL, action_url, change_url, page_form_data, promotable,
+    ADD_URL,
+    CHANGELIST_URL,
+    action_url,
+    change_url,
+    page_form_data,
+    promotable,
 )
 from tests.experiments.builders import assigned_units, end_test_period, start
 from tests.factories import ExperimentFactory

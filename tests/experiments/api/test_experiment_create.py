@@ -9,6 +9,7 @@ from statsmodels.stats.proportion import proportion_effectsize
 from experiments.models import AuditEvent, Experiment, Variant
 from tests.experiments.api.definitions import URL, valid_body
 
+
 def rows() -> tuple[int, int, int]:
     return Experiment.objects.count(), Variant.objects.count(), AuditEvent.objects.count()
 

@@ -1,6 +1,7 @@
 """POST observations: bulk, idempotent, all or nothing, and only while the test takes data."""
 
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 import pytest
 from django.utils import timezone
