@@ -193,6 +193,8 @@ ASSIGNMENT_STATE_CACHE_SECONDS = env.float("ASSIGNMENT_STATE_CACHE_SECONDS", def
 
 # Health check: how long /healthz waits for the broker before calling it unreachable.
 HEALTHZ_BROKER_TIMEOUT_SECONDS = env.float("HEALTHZ_BROKER_TIMEOUT_SECONDS", default=2.0)
+# /healthz/ready reports the broker without requiring it, and never waits longer than this for it.
+HEALTHZ_READY_BROKER_TIMEOUT_SECONDS = env.float("HEALTHZ_READY_BROKER_TIMEOUT_SECONDS", default=0.5)
 
 LOGGING = {
     "version": 1,
