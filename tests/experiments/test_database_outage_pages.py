@@ -5,8 +5,8 @@ from django.db import OperationalError
 from django.test import Client, RequestFactory
 
 from experiments.middleware import DatabaseUnavailableMiddleware
-from tests.factories import UserFactory
 from tests.experiments.test_health import database_down
+from tests.factories import UserFactory
 
 TEXT = "The database is unavailable; try again in a minute."
 
