@@ -33,11 +33,16 @@ def _database_ok() -> bool:
 
 
 def _broker_ok(timeout: float | None = None, max_retries: int = 1) -> bool:
+    timeout = settings.HEALTHZ_BROKER_TIMEOUT_SECONDS if timeout is None else timeout
     try:
         # The URL is read from settings on each call so that an outage can be simulated in tests.
-        with celery_app.connection_for_write(settings.CELERY_BROKER_URL) as broker:
-            broker.ensure_connection(max_retries=max_retries,
-                                     timeout=settings.HEALTHZ_BROKER_TIMEOUT_SECONDS if timeout is None else timeout)
+        # Socket timeouts: a broker that accepts the connection and never answers would otherwise
+        # hold the check forever (ensure_connection's timeout only bounds its retries).
+        with celery_app.connection_for_write(
+            settings.CELERY_BROKER_URL, connect_timeout=timeout,
+            transport_options={"socket_timeout": timeout, "socket_connect_timeout": timeout},
+        ) as broker:
+            broker.ensure_connection(max_retries=max_retries, timeout=timeout)
         return True
     except Exception:
         return False

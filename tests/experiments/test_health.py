@@ -102,3 +102,14 @@ def test_liveness_touches_no_database():
 
     assert response.status_code == 200
     assert "no-cache" in response["Cache-Control"]
+
+
+@pytest.mark.django_db
+def test_ready_sees_the_broker_again_once_it_answers(settings):
+    real_broker = settings.CELERY_BROKER_URL
+    with silent_broker() as url:  # still silent (not closed) while the broker comes back
+        settings.CELERY_BROKER_URL = url
+        assert Client().get("/healthz/ready").json()["broker"] == "unreachable"
+        time.sleep(1.0)  # the check that hung has given up by now (socket timeouts)
+        settings.CELERY_BROKER_URL = real_broker
+        assert Client().get("/healthz/ready").json()["broker"] == "ok"
