@@ -44,6 +44,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # A database outage answers 503 (HTML page, JSON under /api/), not 500; outside the session
+    # and auth middleware, which load the session and the user from the database.
+    "experiments.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -199,6 +202,8 @@ ASSIGNMENT_STATE_CACHE_SECONDS = env.float("ASSIGNMENT_STATE_CACHE_SECONDS", def
 
 # Health check: how long /healthz waits for the broker before calling it unreachable.
 HEALTHZ_BROKER_TIMEOUT_SECONDS = env.float("HEALTHZ_BROKER_TIMEOUT_SECONDS", default=2.0)
+# /healthz/ready reports the broker without requiring it, and never waits longer than this for it.
+HEALTHZ_READY_BROKER_TIMEOUT_SECONDS = env.float("HEALTHZ_READY_BROKER_TIMEOUT_SECONDS", default=0.5)
 
 LOGGING = {
     "version": 1,

@@ -1,10 +1,10 @@
-"""URL routes: the admin, sign-in, the REST API v1, its OpenAPI schema and docs, reports and /healthz."""
+"""URL routes: the admin, sign-in, the REST API v1, its OpenAPI schema and docs, reports and the health checks."""
 
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from experiments.health import healthz
+from experiments.health import healthz, liveness, readiness
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -15,6 +15,8 @@ urlpatterns = [
          name="schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[],
                                                         authentication_classes=[]), name="api-docs"),
-    path("healthz", healthz, name="healthz"),
+    path("healthz", healthz, name="healthz"),  # database and broker (DESIGN.md); kept for compatibility
+    path("healthz/live", liveness, name="healthz-live"),  # for a process supervisor
+    path("healthz/ready", readiness, name="healthz-ready"),  # for a load balancer
     path("reports/", include("experiments.reports.urls")),
 ]
