@@ -13,6 +13,17 @@ from experiments.errors import ExperimentError, InvalidDefinition
 logger = logging.getLogger(__name__)
 
 
+class RequestTooLarge(exceptions.APIException):
+    """413: the body passed the endpoint's limit while being read (middleware.py checks Content-Length)."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "request_too_large"
+
+    def __init__(self, limit: int):
+        super().__init__(f"The request body is larger than this endpoint's limit of {limit} bytes.")
+        self.limit = limit
+
+
 def flatten_errors(errors, prefix: str = "") -> dict[str, list[str]]:
     """DRF's nested errors as {"variants[1].weight": ["..."]}: each names its field and item."""
     if isinstance(errors, dict):
@@ -51,6 +62,8 @@ def json_exception_handler(exc, context):
         return _validation_response(exc.errors)
     if isinstance(exc, ExperimentError):
         return Response({"detail": exc.detail, **exc.extra}, status=exc.status_code)
+    if isinstance(exc, RequestTooLarge):
+        return Response({"detail": str(exc.detail), "limit_bytes": exc.limit}, status=exc.status_code)
     if isinstance(exc, exceptions.ValidationError):
         return _validation_response(flatten_errors(exc.detail))
     if isinstance(exc, (OperationalError, InterfaceError)):
