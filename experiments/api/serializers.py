@@ -162,7 +162,7 @@ class ExperimentSerializer(serializers.ModelSerializer):
     variants = serializers.SerializerMethodField()
     protocol = serializers.SerializerMethodField()
     progress = serializers.SerializerMethodField()
-    concluded_variant = serializers.SlugRelatedField(slug_field="key", read_only=True)
+    concluded_variant = serializers.SlugRelatedField(slug_field="key", read_only=True, allow_null=True)
     champions = serializers.SerializerMethodField()
     warnings = serializers.SerializerMethodField()
 
