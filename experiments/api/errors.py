@@ -8,20 +8,10 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from experiments.api.renderers import RequestTooLarge
 from experiments.errors import ExperimentError, InvalidDefinition
 
 logger = logging.getLogger(__name__)
-
-
-class RequestTooLarge(exceptions.APIException):
-    """413: the body passed the endpoint's limit while being read (middleware.py checks Content-Length)."""
-
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_code = "request_too_large"
-
-    def __init__(self, limit: int):
-        super().__init__(f"The request body is larger than this endpoint's limit of {limit} bytes.")
-        self.limit = limit
 
 
 def flatten_errors(errors, prefix: str = "") -> dict[str, list[str]]:

@@ -9,12 +9,23 @@ and the worker never holds more than the limit.
 import json
 
 import orjson
+from rest_framework import exceptions, status
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer
 
-from experiments.api.errors import RequestTooLarge
 from experiments.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH
+
+
+class RequestTooLarge(exceptions.APIException):
+    """413: the body passed the endpoint's limit while being read (middleware.py checks Content-Length)."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "request_too_large"
+
+    def __init__(self, limit: int):
+        super().__init__(f"The request body is larger than this endpoint's limit of {limit} bytes.")
+        self.limit = limit
 
 
 class OrjsonRenderer(BaseRenderer):
@@ -67,7 +78,7 @@ class OrjsonParser(BaseParser):
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as error:
-            if "recursion" in str(error).lower():
+            if "recursion" in str(error).lower() or "depth" in str(error).lower():
                 raise too_deep()
             raise ParseError(f"JSON parse error - {error}")
         return check_depth(data)
