@@ -5,9 +5,12 @@ The defaults run the embedded setup (SQLite file and Celery's filesystem transpo
 CELERY_BROKER_URL, SECRET_KEY and ALLOWED_HOSTS.
 """
 
+import sys
 from pathlib import Path
 
 import environ
+
+from experiments.limits import MAX_BODY_BYTES
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("VAR_DIR", default=str(BASE_DIR / "var")))
@@ -42,6 +45,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: under /api/ every answer is JSON, and a body over the limit is refused unread.
+    "experiments.api.middleware.ApiBoundaryMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # A database outage answers 503 (HTML page, JSON under /api/), not 500; outside the session
@@ -127,7 +132,14 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Reads at most the body limit and refuses JSON nested deeper than limits.MAX_JSON_DEPTH.
+    "DEFAULT_PARSER_CLASSES": ["experiments.api.renderers.StrictJsonParser"],
+    # Per key (service key or personal token): a fixed-window counter in the cache (throttling.py).
+    "DEFAULT_THROTTLE_CLASSES": ["experiments.api.throttling.KeyRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "serving": env("THROTTLE_SERVING_RATE", default="100000/minute"),  # assignments, observations
+        "people": env("THROTTLE_PEOPLE_RATE", default="1000/minute"),  # every other endpoint
+    },
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "experiments.api.errors.json_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -142,7 +154,37 @@ SPECTACULAR_SETTINGS = {
     # The docs page loads Swagger UI from our own static files, never from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "experiments.api.schema.add_common_error_responses",
+    ],
 }
+
+# Request bodies: the API's own limits are in experiments/limits.py (2.5 MiB, 16 MiB for
+# observations and batch assignments), checked by experiments/api/middleware.py; Django's own
+# (forms, the admin) stays at its default.
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_BODY_BYTES
+
+# The cache holds the API's throttling counters. Without CACHE_URL: LocMemCache, one per
+# process (each gunicorn worker counts on its own); CACHE_URL=redis://host:6379/2 shares them.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
+# HTTPS behind a TLS-terminating proxy (the production setup of the README): the proxy sets
+# X-Forwarded-Proto; plain-http requests are redirected; cookies are secure; HSTS. On by
+# default outside DEBUG; SECURE_PROXY=false for a server reached over plain http (the test
+# suite, whose client and live server speak http, is such a case). `make run` (DEBUG) is off.
+_RUNNING_TESTS = "pytest" in sys.modules
+SECURE_PROXY = env.bool("SECURE_PROXY", default=not (DEBUG or _RUNNING_TESTS))
+if SECURE_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    # /healthz is probed over plain http by load balancers and orchestrators.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
 
 # Celery: the embedded default is kombu's filesystem transport in var/celery, so that a
 # worker runs without any server; production points CELERY_BROKER_URL at Redis or RabbitMQ.

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from experiments.api.middleware import api_error_view
 from experiments.health import healthz, liveness, readiness
 
 urlpatterns = [
@@ -20,3 +21,10 @@ urlpatterns = [
     path("healthz/ready", readiness, name="healthz-ready"),  # for a load balancer
     path("reports/", include("experiments.reports.urls")),
 ]
+
+# Errors that escape the views and every middleware: JSON under /api/, Django's pages elsewhere
+# (experiments/api/middleware.py turns the rest of the API's non-JSON errors into JSON).
+handler400 = api_error_view(400, "Bad request.")
+handler403 = api_error_view(403, "Permission denied.")
+handler404 = api_error_view(404, "Not found: no such path in the API.")
+handler500 = api_error_view(500, "Internal server error.")

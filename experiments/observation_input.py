@@ -10,7 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from experiments.limits import MAX_ID_LENGTH, MAX_KEY_LENGTH, MAX_UNIT_LENGTH
+from experiments.limits import (
+    MAX_ABS_VALUE,
+    MAX_ID_LENGTH,
+    MAX_KEY_LENGTH,
+    MAX_LATENCY_MS,
+    MAX_UNIT_LENGTH,
+    text_problem,
+)
 
 FIELDS = frozenset({"unit", "value", "variant", "id", "timestamp", "latency_ms"})
 
@@ -56,7 +63,13 @@ def _identifier(value: Any, max_length: int) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         return None
     text = str(value)
-    return text if text.strip() and len(text) <= max_length else None
+    return text if text.strip() and len(text) <= max_length and text_problem(text) is None else None
+
+
+def _identifier_message(value: Any, what: str) -> str:
+    """The message for a refused identifier: the text problem when that is the reason."""
+    problem = text_problem(value) if isinstance(value, str) else None
+    return problem or what
 
 
 def _timestamp(value: Any) -> datetime | None:
@@ -85,21 +98,23 @@ def parse_items(items: list[Any], errors: ItemErrors, *, first_index: int = 0) -
             ok = False
         unit = _identifier(item.get("unit"), MAX_UNIT_LENGTH)
         if unit is None:
-            errors.add(index, "unit", f"Required: a non-empty string of at most {MAX_UNIT_LENGTH} characters.")
+            errors.add(index, "unit", _identifier_message(
+                item.get("unit"), f"Required: a non-empty string of at most {MAX_UNIT_LENGTH} characters."))
             ok = False
         value = _finite_number(item.get("value"))
-        if value is None:
-            errors.add(index, "value", "Required: a finite number (not NaN or infinite).")
+        if value is None or not -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:
+            errors.add(index, "value", f"Required: a finite number with |value| <= {MAX_ABS_VALUE:g}.")
             ok = False
         variant = item.get("variant")
         if variant is not None and _identifier(variant, MAX_KEY_LENGTH) is None:
-            errors.add(index, "variant", "Must be a variant key.")
+            errors.add(index, "variant", _identifier_message(variant, "Must be a variant key."))
             ok = False
         idempotency_key = item.get("id")
         if idempotency_key is not None:
             idempotency_key = _identifier(idempotency_key, MAX_ID_LENGTH)
             if idempotency_key is None:
-                errors.add(index, "id", f"Must be a non-empty string of at most {MAX_ID_LENGTH} characters.")
+                errors.add(index, "id", _identifier_message(
+                    item.get("id"), f"Must be a non-empty string of at most {MAX_ID_LENGTH} characters."))
                 ok = False
         timestamp = item.get("timestamp")
         if timestamp is not None:
@@ -110,8 +125,8 @@ def parse_items(items: list[Any], errors: ItemErrors, *, first_index: int = 0) -
         latency = item.get("latency_ms")
         if latency is not None:
             latency = _finite_number(latency)
-            if latency is None or latency < 0:
-                errors.add(index, "latency_ms", "Must be a finite number of milliseconds, zero or more.")
+            if latency is None or not 0 <= latency <= MAX_LATENCY_MS:
+                errors.add(index, "latency_ms", f"Must be a number of milliseconds in [0, {MAX_LATENCY_MS:g}].")
                 ok = False
         if ok:
             rows.append(ObservationRow(index, unit, value, variant and str(variant), idempotency_key,

@@ -1,6 +1,8 @@
 """REST endpoints that serve sticky assignments to services (one unit, or in bulk)."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from urllib.parse import unquote_to_bytes
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.fields import empty
 from rest_framework.response import Response
@@ -9,7 +11,8 @@ from rest_framework.views import APIView
 from experiments.api.experiments import not_found
 from experiments.api.permissions import ServiceOrPersonWithPermission
 from experiments.api.renderers import OrjsonRenderer
-from experiments.limits import MAX_UNIT_LENGTH, MAX_UNITS_PER_REQUEST
+from experiments.api.schema import UNIT_PATTERN, error_responses
+from experiments.limits import MAX_BULK_BODY_BYTES, MAX_UNIT_LENGTH, MAX_UNITS_PER_REQUEST, text_problem
 from experiments.models import Experiment
 from experiments.permissions import FETCH_ASSIGNMENT
 from experiments.services.assignment import (
@@ -36,10 +39,30 @@ class UnitField(serializers.Field):
             self.fail("blank")
         if len(unit) > MAX_UNIT_LENGTH:
             self.fail("too_long")
+        problem = text_problem(unit)
+        if problem:
+            raise serializers.ValidationError(problem, code="invalid")
         return unit
 
     def to_representation(self, value: str) -> str:
         return value
+
+
+def raw_query_value_is_utf8(query_string: str, name: str) -> bool:
+    """Whether every raw (percent-encoded) value of `name` in the query string is valid UTF-8.
+
+    Django decodes the query string replacing invalid bytes by U+FFFD, so `?unit=%FF` and
+    `?unit=%FE` would both read as "\ufffd": the raw bytes tell them apart.
+    """
+    for pair in query_string.split("&"):
+        key, _, value = pair.partition("=")
+        if unquote_to_bytes(key.replace("+", " ").encode("latin-1")) != name.encode():
+            continue
+        try:
+            unquote_to_bytes(value.replace("+", " ").encode("latin-1")).decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    return True
 
 
 class AssignmentSerializer(serializers.Serializer):
@@ -63,8 +86,14 @@ class ExperimentAssignmentApi(APIView):
     permission_classes = [ServiceOrPersonWithPermission]
     required_permission = FETCH_ASSIGNMENT
     renderer_classes = [OrjsonRenderer]
+    throttle_scope = "serving"
 
-    @extend_schema(parameters=[OpenApiParameter("unit", str, required=True)], responses=AssignmentSerializer)
+    @extend_schema(
+        parameters=[OpenApiParameter("unit", {"type": "string", "minLength": 1, "maxLength": MAX_UNIT_LENGTH,
+                                              "pattern": UNIT_PATTERN}, required=True,
+                                     description="The unit's id (UTF-8, no NUL, not blank).")],
+        responses={200: AssignmentSerializer, **error_responses(409)},
+    )
     def get(self, request, key: str):
         # The field alone, not a Serializer: building one costs a deep copy of its fields on
         # every request, a visible share of this endpoint's time (bench/assignment.py).
@@ -73,6 +102,8 @@ class ExperimentAssignmentApi(APIView):
             unit = unit_field.run_validation(request.query_params.get("unit", empty))
         except serializers.ValidationError as error:
             raise serializers.ValidationError({"unit": error.detail})
+        if "\ufffd" in unit and not raw_query_value_is_utf8(request.META.get("QUERY_STRING", ""), "unit"):
+            raise serializers.ValidationError({"unit": "Must be valid UTF-8 (percent-encoded)."})
         try:
             answer = assignment_for_unit(experiment_key=key, unit=unit)
         except Experiment.DoesNotExist:
@@ -86,7 +117,10 @@ class AssignmentBatchApi(APIView):
     permission_classes = [ServiceOrPersonWithPermission]
     required_permission = FETCH_ASSIGNMENT
     renderer_classes = [OrjsonRenderer]
+    throttle_scope = "serving"
+    max_body_bytes = MAX_BULK_BODY_BYTES
 
+    @extend_schema_serializer(component_name="AssignmentBatchRequest")
     class InputSerializer(serializers.Serializer):
         unit = UnitField(required=False)
         units = serializers.ListField(child=UnitField(), required=False, allow_empty=False,
@@ -100,7 +134,7 @@ class AssignmentBatchApi(APIView):
                 raise serializers.ValidationError({"experiment": "Required with units."})
             return attrs
 
-    @extend_schema(request=InputSerializer, responses=AssignmentBatchResponseSerializer)
+    @extend_schema(request=InputSerializer, responses={200: AssignmentBatchResponseSerializer, **error_responses(409)})
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

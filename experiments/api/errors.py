@@ -8,6 +8,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from experiments.api.renderers import RequestTooLarge
 from experiments.errors import ExperimentError, InvalidDefinition
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ def json_exception_handler(exc, context):
         return _validation_response(exc.errors)
     if isinstance(exc, ExperimentError):
         return Response({"detail": exc.detail, **exc.extra}, status=exc.status_code)
+    if isinstance(exc, RequestTooLarge):
+        return Response({"detail": str(exc.detail), "limit_bytes": exc.limit}, status=exc.status_code)
     if isinstance(exc, exceptions.ValidationError):
         return _validation_response(flatten_errors(exc.detail))
     if isinstance(exc, (OperationalError, InterfaceError)):

@@ -1,13 +1,14 @@
 """REST endpoints for experiments: create, list, read, edit a draft, start and stop."""
 
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from experiments.api.permissions import PersonHasPermission
+from experiments.api.schema import error_responses
 from experiments.api.serializers import ExperimentInputSerializer, ExperimentSerializer
 from experiments.limits import MAX_REASON_LENGTH
 from experiments.models import Experiment
@@ -27,8 +28,19 @@ class ExperimentPagination(PageNumberPagination):
 
     @classmethod
     def schema_parameters(cls) -> list[OpenApiParameter]:
-        return [OpenApiParameter("page", int, description="Page number, from 1."),
-                OpenApiParameter("page_size", int, description=f"Experiments per page, at most {cls.max_page_size}.")]
+        return [OpenApiParameter("page", {"type": "integer", "minimum": 1},
+                                 description="Page number, from 1 (a page past the last is a 404)."),
+                OpenApiParameter("page_size", {"type": "integer", "minimum": 1, "maximum": cls.max_page_size},
+                                 description=f"Experiments per page, at most {cls.max_page_size}.")]
+
+
+class ExperimentPageSerializer(serializers.Serializer):
+    """One page of the experiment list (documentation of the response)."""
+
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = ExperimentSerializer(many=True)
 
 
 def not_found(key: str) -> Http404:
@@ -53,7 +65,7 @@ class ExperimentListCreateApi(APIView):
     permission_classes = [PersonHasPermission]
     required_permissions = {"GET": VIEW, "POST": ADD}
 
-    @extend_schema(responses=ExperimentSerializer(many=True), parameters=ExperimentPagination.schema_parameters())
+    @extend_schema(operation_id="experiments_list", responses=ExperimentPageSerializer, parameters=ExperimentPagination.schema_parameters())
     def get(self, request):
         experiments = Experiment.objects.with_variants().select_related("concluded_variant", "previous") \
             .order_by("-created_at", "-id")
@@ -79,7 +91,7 @@ class ExperimentDetailApi(APIView):
     def get(self, request, key: str):
         return Response(ExperimentSerializer(get_experiment_or_404(key)).data)
 
-    @extend_schema(request=ExperimentInputSerializer, responses=ExperimentSerializer)
+    @extend_schema(request=ExperimentInputSerializer, responses={200: ExperimentSerializer, **error_responses(409)})
     def patch(self, request, key: str):
         experiment = get_experiment_or_404(key)
         serializer = ExperimentInputSerializer(experiment, data=request.data, partial=True)
@@ -94,7 +106,7 @@ class ExperimentStartApi(APIView):
     permission_classes = [PersonHasPermission]
     required_permissions = {"POST": RUN}
 
-    @extend_schema(request=None, responses=ExperimentSerializer)
+    @extend_schema(request=None, responses={200: ExperimentSerializer, **error_responses(409)})
     def post(self, request, key: str):
         experiment = experiment_start(experiment=get_experiment_or_404(key), actor=request.user)
         return render(experiment)
@@ -106,10 +118,11 @@ class ExperimentStopApi(APIView):
     permission_classes = [PersonHasPermission]
     required_permissions = {"POST": RUN}
 
+    @extend_schema_serializer(component_name="StopRequest")
     class InputSerializer(serializers.Serializer):
         reason = serializers.CharField(max_length=MAX_REASON_LENGTH)
 
-    @extend_schema(request=InputSerializer, responses=ExperimentSerializer)
+    @extend_schema(request=InputSerializer, responses={200: ExperimentSerializer, **error_responses(409)})
     def post(self, request, key: str):
         experiment = get_experiment_or_404(key)
         serializer = self.InputSerializer(data=request.data)
@@ -125,7 +138,7 @@ class ExperimentPromoteApi(APIView):
     permission_classes = [PersonHasPermission]
     required_permissions = {"POST": RUN}
 
-    @extend_schema(request=None, responses=ExperimentSerializer)
+    @extend_schema(request=None, responses={200: ExperimentSerializer, **error_responses(409)})
     def post(self, request, key: str):
         experiment = experiment_promote(experiment=get_experiment_or_404(key), actor=request.user)
         return render(experiment)

@@ -6,10 +6,19 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from experiments.api.experiments import get_experiment_or_404
+from experiments.api.assignments import UnitField
 from experiments.api.permissions import ServiceOrPersonWithPermission
 from experiments.api.renderers import OrjsonParser, OrjsonRenderer
+from experiments.api.schema import error_responses
 from experiments.errors import MalformedItems
-from experiments.limits import MAX_ID_LENGTH, MAX_OBSERVATIONS_PER_REQUEST, MAX_UNIT_LENGTH
+from experiments.limits import (
+    MAX_ABS_VALUE,
+    MAX_BULK_BODY_BYTES,
+    MAX_ID_LENGTH,
+    MAX_KEY_LENGTH,
+    MAX_LATENCY_MS,
+    MAX_OBSERVATIONS_PER_REQUEST,
+)
 from experiments.observation_input import ItemErrors, ObservationRow, parse_items
 from experiments.permissions import POST_OBSERVATION
 from experiments.services.ingestion import observations_ingest
@@ -18,12 +27,12 @@ from experiments.services.ingestion import observations_ingest
 class ObservationSerializer(serializers.Serializer):
     """One observation (documentation only: parsing is `parse_items`, for speed)."""
 
-    unit = serializers.CharField(max_length=MAX_UNIT_LENGTH)
-    value = serializers.FloatField()
-    variant = serializers.SlugField(required=False)
-    id = serializers.CharField(required=False, max_length=MAX_ID_LENGTH)
+    unit = UnitField()
+    value = serializers.FloatField(min_value=-MAX_ABS_VALUE, max_value=MAX_ABS_VALUE)
+    variant = serializers.SlugField(required=False, max_length=MAX_KEY_LENGTH)
+    id = serializers.CharField(required=False, min_length=1, max_length=MAX_ID_LENGTH)
     timestamp = serializers.DateTimeField(required=False)
-    latency_ms = serializers.FloatField(required=False, min_value=0)
+    latency_ms = serializers.FloatField(required=False, min_value=0, max_value=MAX_LATENCY_MS)
 
 
 def parse_observation_batch(data) -> list[ObservationRow]:
@@ -52,11 +61,15 @@ class ObservationIngestApi(APIView):
     required_permission = POST_OBSERVATION
     parser_classes = [OrjsonParser]
     renderer_classes = [OrjsonRenderer]
+    throttle_scope = "serving"
+    max_body_bytes = MAX_BULK_BODY_BYTES
 
     @extend_schema(
-        request=inline_serializer("ObservationBatch", {"observations": ObservationSerializer(many=True)}),
+        request=inline_serializer("ObservationBatch", {"observations": serializers.ListField(
+            child=ObservationSerializer(), min_length=1, max_length=MAX_OBSERVATIONS_PER_REQUEST)}),
         responses={201: inline_serializer("ObservationBatchResult", {
-            "accepted": serializers.IntegerField(), "duplicates": serializers.IntegerField()})},
+            "accepted": serializers.IntegerField(), "duplicates": serializers.IntegerField()}),
+            **error_responses(409, 422)},
     )
     def post(self, request, key: str):
         experiment = get_experiment_or_404(key)

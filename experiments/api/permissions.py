@@ -1,10 +1,20 @@
-"""Who may call what: people by Django permission, services only where a view allows them."""
+"""Who may call what: people by Django permission, services only where a view allows them.
+
+DRF checks permissions before it looks for the method's handler, so both classes first let an
+unsupported method through: DRF then answers 405 with `Allow`, as for anyone (not a 403 that
+would claim the method exists but is forbidden).
+"""
 
 from rest_framework.permissions import BasePermission
 
 
 def is_service(user) -> bool:
     return getattr(user, "is_service", False)
+
+
+def method_supported(request, view) -> bool:
+    method = request.method.lower()
+    return method in view.http_method_names and hasattr(view, method)
 
 
 class PersonHasPermission(BasePermission):
@@ -17,6 +27,8 @@ class PersonHasPermission(BasePermission):
     message = "Service keys may only fetch assignments and post observations."
 
     def has_permission(self, request, view) -> bool:
+        if not method_supported(request, view):
+            return True  # DRF answers 405 Method Not Allowed
         user = request.user
         if not (user and user.is_authenticated) or is_service(user):
             return False
@@ -35,6 +47,8 @@ class ServiceOrPersonWithPermission(BasePermission):
     message = "You need a service key or the permission to do this."
 
     def has_permission(self, request, view) -> bool:
+        if not method_supported(request, view):
+            return True  # DRF answers 405 Method Not Allowed
         user = request.user
         if not (user and user.is_authenticated):
             return False

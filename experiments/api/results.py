@@ -1,12 +1,17 @@
 """Queueing the analysis by hand, and reading the locked-until-unlocked results."""
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import status
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from experiments.api.experiments import get_experiment_or_404
 from experiments.api.permissions import PersonHasPermission
+from experiments.api.schema import error_responses
+
+# 202 answers: what is happening, and the experiment's status.
+PENDING = inline_serializer("AnalysisPending", {"detail": serializers.CharField(), "status": serializers.CharField()})
 from experiments.errors import WrongState
 from experiments.lock import ResultState, locked_error, result_state, visible_result
 from experiments.permissions import RUN, VIEW
@@ -19,8 +24,8 @@ class ExperimentAnalyzeApi(APIView):
     permission_classes = [PersonHasPermission]
     required_permissions = {"POST": RUN}
 
-    @extend_schema(request=None, responses={202: OpenApiResponse(description="Queued"),
-                                           423: OpenApiResponse(description="Locked")})
+    @extend_schema(request=None, responses={202: OpenApiResponse(PENDING, description="Queued"),
+                                           **error_responses(409, 423)})
     def post(self, request, key: str):
         experiment = experiment_request_analysis(experiment=get_experiment_or_404(key), actor=request.user)
         return Response({"detail": "The analysis is queued.", "status": experiment.status},
@@ -33,9 +38,9 @@ class ExperimentResultsApi(APIView):
     permission_classes = [PersonHasPermission]
     required_permissions = {"GET": VIEW}
 
-    @extend_schema(responses={200: OpenApiResponse(description="The result (DESIGN.md)"),
-                              202: OpenApiResponse(description="Analysis in progress"),
-                              423: OpenApiResponse(description="Locked until unlocks_at")})
+    @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="The result (DESIGN.md)"),
+                              202: OpenApiResponse(PENDING, description="Analysis in progress"),
+                              **error_responses(409, 423)})
     def get(self, request, key: str):
         experiment = get_experiment_or_404(key)
         state = result_state(experiment)

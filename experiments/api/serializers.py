@@ -13,7 +13,16 @@ from experiments.definitions.durations import iso_duration
 from experiments.definitions.fields import experiment_definition
 from experiments.definitions.planning import planned_sample
 from experiments.definitions.rules import definition_warnings
-from experiments.limits import MAX_KEY_LENGTH, MAX_NAME_LENGTH
+from experiments.limits import (
+    MAX_ABS_BASELINE,
+    MAX_DURATION_DAYS,
+    MAX_KEY_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_SAMPLE_SIZE,
+    MAX_TRAFFIC_PERCENT,
+    MAX_WEIGHT,
+    MIN_SAMPLE_SIZE,
+)
 from experiments.models import Experiment
 from experiments.selectors import experiment_progress
 
@@ -21,10 +30,14 @@ from experiments.selectors import experiment_progress
 class IsoDurationField(serializers.Field):
     """An ISO 8601 duration such as P14D or PT30S (also Django's "DD HH:MM:SS")."""
 
-    default_error_messages = {"invalid": "Not an ISO 8601 duration, e.g. P14D or PT30S."}
+    default_error_messages = {"invalid": "Not an ISO 8601 duration, e.g. P14D or PT30S.",
+                              "too_long": f"Must be at most {MAX_DURATION_DAYS} days (P{MAX_DURATION_DAYS}D)."}
 
     def to_internal_value(self, data) -> timedelta:
-        parsed = parse_duration(data) if isinstance(data, str) else None
+        try:
+            parsed = parse_duration(data) if isinstance(data, str) else None
+        except (OverflowError, ValueError):  # "P1000000000D" is beyond timedelta's range
+            self.fail("too_long")
         if parsed is None:
             self.fail("invalid")
         return parsed
@@ -34,15 +47,42 @@ class IsoDurationField(serializers.Field):
 
 
 class FiniteFloatField(serializers.FloatField):
-    """A float that must be a finite number: JSON's NaN and Infinity are refused."""
+    """A JSON number that must be finite: NaN, Infinity, strings ("0.05") and booleans are refused.
+
+    `bounds` (low, high, low_exclusive, high_exclusive) only document the range in the OpenAPI
+    schema (experiments/api/schema.py): the definition rules (experiments/definitions/rules.py)
+    check it, for the admin alike, with the same words.
+    """
+
+    default_error_messages = {"invalid": "A finite JSON number is required (not a string, boolean, NaN or infinity)."}
+
+    def __init__(self, *, bounds: tuple[float, float, bool, bool] | None = None, **kwargs):
+        self.bounds = bounds
+        super().__init__(**kwargs)
 
     def to_internal_value(self, data) -> float:
-        if isinstance(data, bool):
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
             self.fail("invalid")
-        value = super().to_internal_value(data)
+        try:
+            value = float(data)
+        except OverflowError:  # an integer beyond a double, e.g. 10**400
+            self.fail("invalid")
         if not math.isfinite(value):
             self.fail("invalid")
         return value
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer (an integral number): strings ("100") and booleans are refused."""
+
+    default_error_messages = {"invalid": "A JSON integer is required (not a string or boolean)."}
+
+    def to_internal_value(self, data) -> int:
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            self.fail("invalid")
+        if isinstance(data, float) and not (math.isfinite(data) and data.is_integer()):
+            self.fail("invalid")
+        return super().to_internal_value(int(data))
 
 
 class MetricSerializer(serializers.Serializer):
@@ -57,7 +97,7 @@ class VariantSerializer(serializers.Serializer):
     """One arm: key, weight, whether it is the control, and the payload served with it."""
 
     key = serializers.SlugField(max_length=MAX_KEY_LENGTH)
-    weight = FiniteFloatField(default=1.0)
+    weight = FiniteFloatField(default=1.0, bounds=(0, MAX_WEIGHT, True, False))
     is_control = serializers.BooleanField(default=False)
     payload = serializers.JSONField(default=dict)
 
@@ -75,16 +115,18 @@ class ExperimentInputSerializer(serializers.Serializer):
     hypothesis = serializers.CharField(allow_blank=True, default="")
     design = serializers.ChoiceField(choices=Design.choices)
     metric = MetricSerializer()
-    baseline_mean = FiniteFloatField(allow_null=True, default=None)
-    baseline_sd = FiniteFloatField(allow_null=True, default=None)
-    mde = FiniteFloatField(allow_null=True, default=None)
-    sample_size_per_variant = serializers.IntegerField(allow_null=True, default=None)
-    alpha = FiniteFloatField(default=0.05)
-    power = FiniteFloatField(default=0.8)
+    baseline_mean = FiniteFloatField(allow_null=True, default=None,
+                                     bounds=(-MAX_ABS_BASELINE, MAX_ABS_BASELINE, False, False))
+    baseline_sd = FiniteFloatField(allow_null=True, default=None, bounds=(0, MAX_ABS_BASELINE, True, False))
+    mde = FiniteFloatField(allow_null=True, default=None, bounds=(0, MAX_ABS_BASELINE, True, False))
+    sample_size_per_variant = StrictIntegerField(allow_null=True, default=None,
+                                                 min_value=MIN_SAMPLE_SIZE, max_value=MAX_SAMPLE_SIZE)
+    alpha = FiniteFloatField(default=0.05, bounds=(0, 1, True, True))
+    power = FiniteFloatField(default=0.8, bounds=(0, 1, True, True))
     alternative = serializers.ChoiceField(choices=Alternative.choices, default=Alternative.TWO_SIDED)
     duration = IsoDurationField()
     grace_period = IsoDurationField(default=timedelta(0))
-    traffic_percent = FiniteFloatField(default=100.0)
+    traffic_percent = FiniteFloatField(default=100.0, bounds=(0, MAX_TRAFFIC_PERCENT, True, False))
     auto_promote = serializers.BooleanField(default=False)
     variants = VariantSerializer(many=True)
 
@@ -121,7 +163,7 @@ class ExperimentSerializer(serializers.ModelSerializer):
     variants = serializers.SerializerMethodField()
     protocol = serializers.SerializerMethodField()
     progress = serializers.SerializerMethodField()
-    concluded_variant = serializers.SlugRelatedField(slug_field="key", read_only=True)
+    concluded_variant = serializers.SlugRelatedField(slug_field="key", read_only=True, allow_null=True)
     champions = serializers.SerializerMethodField()
     warnings = serializers.SerializerMethodField()
 

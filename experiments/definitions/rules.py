@@ -11,11 +11,23 @@ from typing import Any
 
 from analysis.errors import AnalysisError
 from experiments.definitions.planning import planned_sample
+from experiments.limits import (
+    MAX_ABS_BASELINE,
+    MAX_DURATION_DAYS,
+    MAX_SAMPLE_SIZE,
+    MAX_TRAFFIC_PERCENT,
+    MAX_WEIGHT,
+    MIN_SAMPLE_SIZE,
+    text_problem,
+)
 
 # Model field name -> the path a REST client uses for it.
 FIELD_PATHS = {"metric_name": "metric.name", "metric_type": "metric.type", "metric_direction": "metric.direction"}
 
 SEASONALITY_DAYS = 7
+MAX_DURATION = timedelta(days=MAX_DURATION_DAYS)
+# Text fields of a definition, checked for what PostgreSQL cannot store (NUL, lone surrogates).
+TEXT_FIELDS = ("key", "name", "hypothesis", "metric_name", "stop_reason")
 
 
 def _path(field: str) -> str:
@@ -29,6 +41,17 @@ def definition_errors(definition: dict[str, Any]) -> dict[str, list[str]]:
     def fail(field: str, message: str) -> None:
         errors.setdefault(_path(field), []).append(message)
 
+    for field in TEXT_FIELDS:
+        value = definition.get(field)
+        problem = text_problem(value) if isinstance(value, str) else None
+        if problem:
+            fail(field, problem)
+
+    for field in ("baseline_mean", "baseline_sd", "mde"):
+        value = definition.get(field)
+        if isinstance(value, (int, float)) and not -MAX_ABS_BASELINE <= value <= MAX_ABS_BASELINE:
+            fail(field, f"Must be a finite number with |{field}| <= {MAX_ABS_BASELINE:g}.")
+
     for field in ("alpha", "power"):
         value = definition.get(field)
         if value is None or not 0 < value < 1:
@@ -39,8 +62,8 @@ def definition_errors(definition: dict[str, Any]) -> dict[str, list[str]]:
         fail("mde", "Give exactly one of mde and sample_size_per_variant.")
     if mde is not None and mde <= 0:
         fail("mde", "Must be positive.")
-    if sample_size is not None and sample_size < 2:
-        fail("sample_size_per_variant", "Must be at least 2.")
+    if sample_size is not None and not MIN_SAMPLE_SIZE <= sample_size <= MAX_SAMPLE_SIZE:
+        fail("sample_size_per_variant", f"Must be an integer from {MIN_SAMPLE_SIZE} to {MAX_SAMPLE_SIZE}.")
 
     design, metric_type = definition.get("design"), definition.get("metric_type")
     baseline_mean, baseline_sd = definition.get("baseline_mean"), definition.get("baseline_sd")
@@ -56,15 +79,19 @@ def definition_errors(definition: dict[str, Any]) -> dict[str, list[str]]:
         fail("baseline_sd", f"Needs a positive standard deviation of {what}.")
 
     traffic = definition.get("traffic_percent")
-    if traffic is None or not 0 < traffic <= 100:
-        fail("traffic_percent", "Must be greater than 0 and at most 100.")
+    if traffic is None or not 0 < traffic <= MAX_TRAFFIC_PERCENT:
+        fail("traffic_percent", f"Must be greater than 0 and at most {MAX_TRAFFIC_PERCENT:g}.")
 
     duration = definition.get("duration")
     if not isinstance(duration, timedelta) or duration <= timedelta(0):
         fail("duration", "Must be a positive ISO 8601 duration, e.g. P14D or PT30S.")
+    elif duration > MAX_DURATION:
+        fail("duration", f"Must be at most {MAX_DURATION_DAYS} days (P{MAX_DURATION_DAYS}D).")
     grace = definition.get("grace_period")
     if not isinstance(grace, timedelta) or grace < timedelta(0):
         fail("grace_period", "Must be an ISO 8601 duration of zero or more, e.g. PT0S or P2D.")
+    elif grace > MAX_DURATION:
+        fail("grace_period", f"Must be at most {MAX_DURATION_DAYS} days (P{MAX_DURATION_DAYS}D).")
 
     _variant_errors(definition.get("variants") or [], fail)
 
@@ -87,11 +114,36 @@ def _variant_errors(variants: list[dict[str, Any]], fail) -> None:
         weight = variant.get("weight")
         if weight is None or not weight > 0:
             fail(f"variants[{index}].weight", "Must be positive.")
+        elif weight > MAX_WEIGHT:
+            fail(f"variants[{index}].weight", f"Must be at most {MAX_WEIGHT:g}.")
         key = variant.get("key")
+        problem = text_problem(key) if isinstance(key, str) else None
+        if problem:
+            fail(f"variants[{index}].key", problem)
+        problem = _payload_problem(variant.get("payload"))
+        if problem:
+            fail(f"variants[{index}].payload", problem)
         if key in seen:
             fail(f"variants[{index}].key", f"Duplicate variant key {key!r} (also variants[{seen[key]}]).")
         else:
             seen[key] = index
+
+
+def _payload_problem(payload: Any) -> str | None:
+    """A text problem of any string (or object key) inside a JSON payload, or None."""
+    stack = [payload]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            problem = text_problem(item)
+            if problem:
+                return problem
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
 
 
 def definition_warnings(definition: dict[str, Any]) -> list[str]:
