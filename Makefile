@@ -21,7 +21,7 @@ run: $(INSTALLED)
 
 # The whole suite on PostgreSQL and Redis; throwaway servers are started when none answer.
 test: $(INSTALLED) ensure-chromium
-	SECRET_KEY=test-only-not-secret REQUIRE_POSTGRES=1 \
+	SECRET_KEY=test-only-not-secret REQUIRE_POSTGRES=1 SECURE_PROXY=false \
 		scripts/with_test_services.sh $(PY) -m pytest $(PYTEST_ARGS)
 
 # The browser tests drive Debian's /usr/bin/chromium (never a downloaded browser).

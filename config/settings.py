@@ -5,7 +5,6 @@ The defaults run the embedded setup (SQLite file and Celery's filesystem transpo
 CELERY_BROKER_URL, SECRET_KEY and ALLOWED_HOSTS.
 """
 
-import sys
 from pathlib import Path
 
 import environ
@@ -171,10 +170,9 @@ CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
 # HTTPS behind a TLS-terminating proxy (the production setup of the README): the proxy sets
 # X-Forwarded-Proto; plain-http requests are redirected; cookies are secure; HSTS. On by
-# default outside DEBUG; SECURE_PROXY=false for a server reached over plain http (the test
-# suite, whose client and live server speak http, is such a case). `make run` (DEBUG) is off.
-_RUNNING_TESTS = "pytest" in sys.modules
-SECURE_PROXY = env.bool("SECURE_PROXY", default=not (DEBUG or _RUNNING_TESTS))
+# default outside DEBUG; SECURE_PROXY=false for a server reached over plain http (`make test`
+# sets it: the test client and live server speak http). `make run` (DEBUG) is off.
+SECURE_PROXY = env.bool("SECURE_PROXY", default=not DEBUG)
 if SECURE_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
