@@ -35,7 +35,7 @@ from psycopg.errors import UniqueViolation
 from experiments.choices import Design, MetricType
 from experiments.db.postgresql_sums import add_from_sql, summed_rows_sql
 from experiments.models import Assignment, Experiment, Observation, UnitOutcome
-from experiments.observation_input import MAX_ID_LENGTH, MAX_UNIT_LENGTH
+from experiments.limits import MAX_ABS_VALUE, MAX_ID_LENGTH, MAX_LATENCY_MS, MAX_UNIT_LENGTH
 from experiments.unit_outcomes.write import COLUMNS as OUTCOME_COLUMNS
 from experiments.unit_outcomes.write import pairings
 
@@ -222,9 +222,10 @@ def _checked_sql(experiment: Experiment, columns: set[str], now, *, joined: bool
     rules = [
         _identifier_rule("raw_unit", MAX_UNIT_LENGTH),
         f"(raw_id IS NULL OR ({_identifier_rule('raw_id', MAX_ID_LENGTH)}))",
-        "value IS NOT NULL AND value <> 'NaN'::float8 AND abs(value) <> 'Infinity'::float8",
-        # (PostgreSQL orders NaN above every number, so `>= 0` alone would let it through.)
-        "(latency_ms IS NULL OR (latency_ms >= 0 AND latency_ms NOT IN ('NaN'::float8, 'Infinity'::float8)))",
+        # The bounds of experiments.limits, as the row-by-row path checks them. PostgreSQL orders
+        # NaN above every number (and Infinity above every finite one), so `<=` refuses both.
+        f"value IS NOT NULL AND abs(value) <= {float(MAX_ABS_VALUE)!r}::float8",
+        f"(latency_ms IS NULL OR (latency_ms >= 0 AND latency_ms <= {float(MAX_LATENCY_MS)!r}::float8))",
         _timestamp_rule("raw_timestamp"),
         "(raw_variant IS NULL OR named_variant IS NOT NULL)",
     ]

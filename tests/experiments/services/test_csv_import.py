@@ -159,6 +159,7 @@ AB_BAD = [
     ("user-1,1,,,,inf", "latency_ms"),
     ("user-1,1,,,,nan", "latency_ms"),
     ("user-1,1,,,,0x10", "latency_ms"),
+    ("user-1,1,,,,1000000001", "latency_ms"),   # over experiments.limits.MAX_LATENCY_MS
     ("user-1,1,," + "i" * 256 + ",,", "id"),
 ]
 
@@ -191,6 +192,20 @@ def test_a_champion_challenger_row_without_its_model_makes_it_give_up(tmp_path):
     assert snapshot() == before
     with pytest.raises(CommandError, match=r"line 3: variant:"):
         command("ranker", path)
+
+
+@pytest.mark.parametrize("value", ["1000000000001", "-1e13"])
+def test_a_value_beyond_the_bound_makes_it_give_up_and_the_command_names_it(tmp_path, value):
+    # experiments.limits.MAX_ABS_VALUE: beyond it, squares summed by the analysis could overflow.
+    experiment, _ = ab_experiment("checkout", metric_type="continuous")
+    path = write(tmp_path, ["unit,value", "user-1,5", f"user-2,{value}"])
+    before = snapshot()
+
+    assert observations_import_csv(experiment=experiment, path=path) is None
+    assert snapshot() == before
+    with pytest.raises(CommandError, match=r"line 3: value:"):
+        command("checkout", path)
+    assert snapshot() == before
 
 
 @pytest.mark.parametrize("header, row, imported", [
