@@ -9,13 +9,14 @@ from rest_framework.views import APIView
 from experiments.api.experiments import get_experiment_or_404
 from experiments.api.permissions import PersonHasPermission
 from experiments.api.schema import error_responses
+from experiments.errors import WrongState
+from experiments.lock import ResultState, locked_error, result_state, visible_result
+from experiments.models import Experiment
+from experiments.permissions import RUN, VIEW
+from experiments.services.analysis import experiment_request_analysis
 
 # 202 answers: what is happening, and the experiment's status.
 PENDING = inline_serializer("AnalysisPending", {"detail": serializers.CharField(), "status": serializers.CharField()})
-from experiments.errors import WrongState
-from experiments.lock import ResultState, locked_error, result_state, visible_result
-from experiments.permissions import RUN, VIEW
-from experiments.services.analysis import experiment_request_analysis
 
 
 class ExperimentAnalyzeApi(APIView):
@@ -28,8 +29,12 @@ class ExperimentAnalyzeApi(APIView):
                                            **error_responses(409, 423)})
     def post(self, request, key: str):
         experiment = experiment_request_analysis(experiment=get_experiment_or_404(key), actor=request.user)
-        return Response({"detail": "The analysis is queued.", "status": experiment.status},
-                        status=status.HTTP_202_ACCEPTED)
+        # The service leaves `analysis_queued_at` empty when the broker did not take the task.
+        handed_over = Experiment.objects.filter(pk=experiment.pk, analysis_queued_at__isnull=False).exists()
+        detail = ("The analysis is queued." if handed_over else
+                  "The analysis is recorded; the task queue does not answer, so the sweep will queue it "
+                  "as soon as the queue is back.")
+        return Response({"detail": detail, "status": experiment.status}, status=status.HTTP_202_ACCEPTED)
 
 
 class ExperimentResultsApi(APIView):

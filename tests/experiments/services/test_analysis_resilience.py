@@ -43,6 +43,7 @@ def test_a_broker_that_does_not_answer_leaves_the_analysis_recorded_for_the_swee
     response = client.post(f"/api/v1/experiments/{experiment.key}/analyze/")
 
     assert response.status_code == 202, response.content
+    assert "sweep will queue it" in response.json()["detail"]
     stored = Experiment.objects.get(pk=experiment.pk)
     assert (stored.status, stored.analysis_queued_at) == ("analyzing", None)
     # The broker is back: the next sweep queues it at once, without waiting for any timeout.
