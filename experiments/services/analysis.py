@@ -53,8 +53,8 @@ def _hand_to_broker(experiment_ids: list[int]) -> None:
             while unsent:
                 analyze_experiment.apply_async((unsent[0],), retry=False, connection=broker)
                 unsent.pop(0)
-    except BROKER_ERRORS:
-        logger.warning("broker unreachable: analysis of experiments %s left for the sweep", unsent, exc_info=True)
+    except BROKER_ERRORS as error:  # an outage, not a bug: one line, no traceback
+        logger.warning("broker unreachable (%s): analysis of experiments %s left for the sweep", error, unsent)
     if unsent:
         Experiment.objects.filter(pk__in=unsent, status=Status.ANALYZING).update(analysis_queued_at=None)
 
