@@ -8,6 +8,7 @@ import time
 import urllib.parse
 import uuid
 from collections import OrderedDict, defaultdict, deque
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 from experiments_client.errors import ConfigurationUnavailable, UnknownExperiment
@@ -37,13 +38,16 @@ class Client:
     def __init__(self, base_url: str, key: str, *, refresh_seconds: float = 30, flush_seconds: float = 1,
                  max_queue: int = 100_000, timeout: float = 5, max_attempts: int = 5,
                  backoff_seconds: float = 0.5, max_backoff_seconds: float = 30, cache_size: int = 100_000,
-                 start: bool = True):
+                 senders: int = 4, start: bool = True):
         from experiments_client import __version__
 
         self.refresh_seconds = refresh_seconds
         self.flush_seconds = flush_seconds
         self.max_queue = max_queue
         self.cache_size = cache_size
+        # Batches of one kind are sent `senders` at a time: the server stores them on several
+        # workers at once (bench/client.py). Exposures still all finish before observations start.
+        self._senders = ThreadPoolExecutor(max_workers=max(1, senders), thread_name_prefix="experiments-client-send")
         self._transport = Transport(base_url, key, timeout=timeout, max_attempts=max_attempts,
                                     backoff_seconds=backoff_seconds, max_backoff_seconds=max_backoff_seconds,
                                     user_agent=f"experiments-client-python/{__version__}")
@@ -222,18 +226,21 @@ class Client:
         """
         observations = [self._observations.popleft() for _ in range(len(self._observations))]
         exposures = [self._exposures.popleft() for _ in range(len(self._exposures))]
+        self._send_all(self._send_exposures, exposures)
+        self._send_all(self._send_observations, observations)
+
+    def _send_all(self, send, queued: list[tuple[str, object]]) -> None:
+        """Send the items in batches of at most 10,000 per experiment, several at a time; return when all are done."""
         by_experiment: defaultdict[str, list] = defaultdict(list)
-        for experiment, unit in exposures:
-            by_experiment[experiment].append(unit)
-        for experiment, units in by_experiment.items():
-            for start in range(0, len(units), BATCH_SIZE):
-                self._send_exposures(experiment, units[start:start + BATCH_SIZE])
-        by_experiment = defaultdict(list)
-        for experiment, item in observations:
+        for experiment, item in queued:
             by_experiment[experiment].append(item)
-        for experiment, items in by_experiment.items():
-            for start in range(0, len(items), BATCH_SIZE):
-                self._send_observations(experiment, items[start:start + BATCH_SIZE])
+        batches = [(experiment, items[start:start + BATCH_SIZE])
+                   for experiment, items in by_experiment.items() for start in range(0, len(items), BATCH_SIZE)]
+        if len(batches) == 1:
+            send(*batches[0])
+            return
+        for future in [self._senders.submit(send, experiment, batch) for experiment, batch in batches]:
+            future.result()
 
     def _send_exposures(self, experiment: str, units: list[str]) -> None:
         path = f"/api/v1/experiments/{urllib.parse.quote(experiment)}/exposures/"
@@ -289,6 +296,7 @@ class Client:
                           len(self._exposures), len(self._observations), timeout)
         else:
             self.flush_now()
+        self._senders.shutdown(wait=False)
 
     def __enter__(self) -> "Client":
         return self
