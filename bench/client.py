@@ -32,8 +32,9 @@ for path in (ROOT, ROOT / "clients" / "python"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from bench.common import free_port, interrupt, manage, recreate_database, redacted, server_env, spawn_gunicorn, stop  # noqa: E402
-from experiments_client import Client  # noqa: E402
+from experiments_client import Client
+
+from bench.common import free_port, interrupt, manage, recreate_database, redacted, server_env, spawn_gunicorn, stop
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/experiments_h6_bench"
 TARGET_RATIO = 2.0
@@ -56,14 +57,14 @@ def raw_recipe(salt: str, weights: list[tuple[str, float]], units: list[str]) ->
     sha256 = hashlib.sha256
     started = time.perf_counter()
     for unit in units:
-        n = int.from_bytes(sha256(f"in:{salt}:{unit}".encode("utf-8")).digest()[:8], "big")
+        n = int.from_bytes(sha256(f"in:{salt}:{unit}".encode()).digest()[:8], "big")
         if min(n / 2**64, 1 - 2**-53) >= 1.0:   # traffic 100 %: everyone is in
             continue
         cumulative, bounds = 0.0, []
         for key, weight in weights:
             cumulative += weight
             bounds.append((cumulative, key))
-        n = int.from_bytes(sha256(f"v:{salt}:{unit}".encode("utf-8")).digest()[:8], "big")
+        n = int.from_bytes(sha256(f"v:{salt}:{unit}".encode()).digest()[:8], "big")
         h_v = min(n / 2**64, 1 - 2**-53)
         next((key for bound, key in bounds if h_v < bound / cumulative), weights[-1][0])
     return time.perf_counter() - started

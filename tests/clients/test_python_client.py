@@ -81,8 +81,8 @@ def test_the_client_answers_as_the_server_for_100000_units_in_every_state(make_c
     ramp = running(key="ramp", traffic_percent=20, variants=THREE_VARIANTS)
     stop = running(key="stop", traffic_percent=50, variants=THREE_VARIANTS)
     concluded = running(key="concluded", variants=THREE_VARIANTS)
-    shadowed = running(key="shadowed", design="champion_challenger", metric_type="continuous", baseline_mean=None,
-                       baseline_sd=5.0, mde=0.5, traffic_percent=30, variants=MODELS)
+    running(key="shadowed", design="champion_challenger", metric_type="continuous", baseline_mean=None,
+            baseline_sd=5.0, mde=0.5, traffic_percent=30, variants=MODELS)
     client = make_client(refresh_seconds=3600, flush_seconds=0.5)
     compared = 0
 

@@ -25,10 +25,7 @@ class Transport:
 
     def __init__(self, base_url: str, key: str, *, timeout: float, max_attempts: int, backoff_seconds: float,
                  max_backoff_seconds: float, user_agent: str):
-        base_url = base_url.rstrip("/")
-        if base_url.endswith("/api/v1"):
-            base_url = base_url[: -len("/api/v1")]
-        self.base_url = base_url
+        self.base_url = base_url.rstrip("/").removesuffix("/api/v1")
         self.timeout = timeout
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
