@@ -239,6 +239,10 @@ ANALYSIS_WORK_MEM = env("ANALYSIS_WORK_MEM", default="256MB")
 # (status, traffic, concluded variant). A stop, promotion or ramp reaches every worker within
 # this time; 0 reads the database on every request.
 ASSIGNMENT_STATE_CACHE_SECONDS = env.float("ASSIGNMENT_STATE_CACHE_SECONDS", default=2.0)
+# Authentication: how long a worker process trusts a token it verified (no query, no hash on
+# a hit). A revoked key or a deactivated user is refused everywhere within this time; 0 checks
+# the database on every request.
+AUTH_CACHE_SECONDS = env.float("AUTH_CACHE_SECONDS", default=5.0)
 
 # Health check: how long /healthz waits for the broker before calling it unreachable.
 HEALTHZ_BROKER_TIMEOUT_SECONDS = env.float("HEALTHZ_BROKER_TIMEOUT_SECONDS", default=2.0)

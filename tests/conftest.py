@@ -36,15 +36,19 @@ def _static_files_without_collectstatic(settings):
 
 @pytest.fixture(autouse=True)
 def _no_serving_cache(settings):
-    """Tests change an experiment and ask again at once: serve from the database every time.
+    """Tests change an experiment (or revoke a key) and ask again at once: read the database every time.
 
-    The cache itself is specified in tests/experiments/services/test_serving_cache.py.
+    The caches themselves are specified in tests/experiments/services/test_serving_cache.py
+    and tests/experiments/api/test_authentication_cache.py.
     """
+    from experiments.api.authentication import verified_keys
     from experiments.services.assignment import serving_cache
 
     settings.ASSIGNMENT_STATE_CACHE_SECONDS = 0
+    settings.AUTH_CACHE_SECONDS = 0
     serving_cache.states.clear()
     serving_cache.assignments.clear()
+    verified_keys.clear()
 
 
 def member_of(group_name: str, **fields):

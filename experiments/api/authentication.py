@@ -1,5 +1,22 @@
-"""Bearer tokens: a service key or a person's personal token, both stored hashed."""
+"""Bearer tokens: a service key or a person's personal token, both stored hashed.
 
+Verifying a token costs a database query and a password hash, on every request. A verified
+token is therefore remembered per worker process for `AUTH_CACHE_SECONDS` (default 5; 0
+turns it off), so the hot path (assignments, exposures, observations) pays neither. The
+price: a key revoked, an expiry moved earlier or a user deactivated is refused by every
+worker within that time, not at once. A key's own expiry date is checked on every request.
+"""
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from hashlib import sha256
+from threading import Lock
+from typing import Any
+
+from cachetools import TTLCache
+from django.conf import settings
+from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from experiments.models import ServiceKey, UserToken
@@ -28,6 +45,73 @@ class ServicePrincipal:
         return self.username
 
 
+@dataclass(frozen=True)
+class VerifiedKey:
+    """What a request needs of a verified token: who calls, with which key, until when."""
+
+    principal: Any
+    key: ServiceKey | UserToken
+    expires_at: datetime | None
+
+    @property
+    def has_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at < timezone.now()
+
+
+class VerifiedKeyCache:
+    """Tokens verified in this process in the last `AUTH_CACHE_SECONDS`, keyed by their SHA-256.
+
+    The raw token is never kept as a key: only its digest, so a memory dump of the cache
+    gives nothing to authenticate with. The TTL is read from the settings on every use (a
+    change builds a new, empty cache); the clock is `time.monotonic`, so a wall-clock jump
+    cannot stretch the time a revoked key is still accepted.
+    """
+
+    MAX_KEYS = 10_000
+
+    def __init__(self, *, timer=time.monotonic):
+        self._timer = timer
+        self._lock = Lock()   # TTLCache is not thread-safe (threaded servers, the live test server)
+        self._ttl: float | None = None
+        self._keys: TTLCache | None = None
+
+    def _cache(self) -> TTLCache | None:
+        ttl = settings.AUTH_CACHE_SECONDS
+        if ttl <= 0:
+            return None
+        if ttl != self._ttl or self._keys is None:
+            self._ttl, self._keys = ttl, TTLCache(maxsize=self.MAX_KEYS, ttl=ttl, timer=self._timer)
+        return self._keys
+
+    def get(self, token: str) -> VerifiedKey | None:
+        with self._lock:
+            cache = self._cache()
+            return None if cache is None else cache.get(_digest(token))
+
+    def remember(self, token: str, verified: VerifiedKey) -> None:
+        with self._lock:
+            cache = self._cache()
+            if cache is not None:
+                cache[_digest(token)] = verified
+
+    def forget(self, token: str) -> None:
+        with self._lock:
+            if self._keys is not None:
+                self._keys.pop(_digest(token), None)
+
+    def clear(self) -> None:
+        with self._lock:
+            if self._keys is not None:
+                self._keys.clear()
+
+
+verified_keys = VerifiedKeyCache()
+
+
+def _digest(token: str) -> bytes:
+    return sha256(token.encode("utf-8", "surrogateescape")).digest()
+
+
 class BearerTokenAuthentication(authentication.BaseAuthentication):
     """`Authorization: Bearer <token>`, where the token is a service key or a personal token."""
 
@@ -40,20 +124,32 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("Malformed Authorization header: use 'Bearer <token>'.")
         token = header[1].decode("latin-1")
-        # Services call on every request, so their keys are looked up first.
-        service_key = _usable_key(ServiceKey, token)
-        if service_key is not None:
-            return ServicePrincipal(service_key), service_key
-        user_token = _usable_key(UserToken, token, related=("user",))
-        if user_token is None:
-            raise exceptions.AuthenticationFailed("Invalid, revoked or expired token.")
-        if not user_token.user.is_active:
-            raise exceptions.AuthenticationFailed("This user is inactive.")
-        return user_token.user, user_token
+        verified = verified_keys.get(token)
+        if verified is not None and verified.has_expired:
+            verified_keys.forget(token)
+            verified = None
+        if verified is None:
+            verified = _verify(token)
+            verified_keys.remember(token, verified)
+        return verified.principal, verified.key
 
     def authenticate_header(self, request) -> str:
         # Makes DRF answer 401 (not 403) when credentials are missing or wrong.
         return self.keyword
+
+
+def _verify(token: str) -> VerifiedKey:
+    """Look the token up in the database (AuthenticationFailed when it is not usable)."""
+    # Services call on every request, so their keys are looked up first.
+    service_key = _usable_key(ServiceKey, token)
+    if service_key is not None:
+        return VerifiedKey(ServicePrincipal(service_key), service_key, service_key.expiry_date)
+    user_token = _usable_key(UserToken, token, related=("user",))
+    if user_token is None:
+        raise exceptions.AuthenticationFailed("Invalid, revoked or expired token.")
+    if not user_token.user.is_active:
+        raise exceptions.AuthenticationFailed("This user is inactive.")
+    return VerifiedKey(user_token.user, user_token, user_token.expiry_date)
 
 
 def _usable_key(model, token: str, related: tuple[str, ...] = ()):

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from experiments.api import assignments, experiments, observations, results
+from experiments.api import assignments, experiments, exposures, observations, results, sdk
 
 urlpatterns = [
     path("experiments/", experiments.ExperimentListCreateApi.as_view(), name="experiment-list"),
@@ -11,10 +11,13 @@ urlpatterns = [
     path("experiments/<slug:key>/stop/", experiments.ExperimentStopApi.as_view(), name="experiment-stop"),
     path("experiments/<slug:key>/assignment/", assignments.ExperimentAssignmentApi.as_view(),
          name="experiment-assignment"),
+    path("experiments/<slug:key>/exposures/", exposures.ExperimentExposuresApi.as_view(),
+         name="experiment-exposures"),
     path("experiments/<slug:key>/observations/", observations.ObservationIngestApi.as_view(),
          name="experiment-observations"),
     path("experiments/<slug:key>/analyze/", results.ExperimentAnalyzeApi.as_view(), name="experiment-analyze"),
     path("experiments/<slug:key>/results/", results.ExperimentResultsApi.as_view(), name="experiment-results"),
     path("experiments/<slug:key>/promote/", experiments.ExperimentPromoteApi.as_view(), name="experiment-promote"),
     path("assignments/", assignments.AssignmentBatchApi.as_view(), name="assignments"),
+    path("sdk/config/", sdk.SdkConfigApi.as_view(), name="sdk-config"),
 ]

@@ -187,8 +187,12 @@ def _answer(state: ExperimentState, unit: str, variant: ServedVariant | None) ->
     return AssignmentAnswer(state.key, unit, variant.key, variant.payload, True)
 
 
-def _first_variant(state: ExperimentState, unit: str) -> ServedVariant | None:
-    """The hash's answer for a unit never seen: None when outside the traffic."""
+def first_variant(state: ExperimentState, unit: str) -> ServedVariant | None:
+    """The hash's answer for a unit never seen: None when outside the traffic or no longer taking units.
+
+    This is the published recipe (experiments.hashing) with the serving rules around it; the
+    exposures endpoint stores what a client computed with it, and clients/python mirrors it.
+    """
     if not state.accepts_new_units:
         return None
     if not hashing.is_included(state.salt, unit, state.traffic_percent):
@@ -199,7 +203,8 @@ def _first_variant(state: ExperimentState, unit: str) -> ServedVariant | None:
     return state.variant(key=hashing.choose_variant(state.salt, unit, state.weights))
 
 
-def _check_servable(state: ExperimentState) -> None:
+def check_servable(state: ExperimentState) -> None:
+    """WrongState (409) for a draft: it serves nothing, to the REST endpoints or to clients."""
     if state.status == Status.DRAFT:
         raise WrongState(f"Experiment {state.key!r} is a draft: start it before asking for assignments.",
                          status=state.status)
@@ -214,7 +219,7 @@ def _store_one(state: ExperimentState, unit: str, variant: ServedVariant) -> int
     return variant_id
 
 
-def _store(state: ExperimentState, firsts: dict[str, ServedVariant]) -> dict[str, int]:
+def store_first_assignments(state: ExperimentState, firsts: dict[str, ServedVariant]) -> dict[str, int]:
     """Store first assignments (existing rows win) and return every unit's stored variant id."""
     # Sorted, so that two batches over the same units take the unique index's locks in the
     # same order (in request order, concurrent overlapping batches could deadlock).
@@ -226,10 +231,10 @@ def _store(state: ExperimentState, firsts: dict[str, ServedVariant]) -> dict[str
 def assignment_for_unit(*, experiment_key: str, unit: str) -> AssignmentAnswer:
     """One unit's sticky assignment in one experiment, stored before it is returned."""
     state, stored_variant_id = experiment_state(experiment_key, unit=unit)
-    _check_servable(state)
+    check_servable(state)
     if stored_variant_id is not None:
         return _answer(state, unit, state.variant(id=stored_variant_id))
-    first = _first_variant(state, unit)
+    first = first_variant(state, unit)
     if first is None:
         return _answer(state, unit, None)
     return _answer(state, unit, state.variant(id=_store_one(state, unit, first)))
@@ -238,7 +243,7 @@ def assignment_for_unit(*, experiment_key: str, unit: str) -> AssignmentAnswer:
 def assignments_for_units(*, experiment_key: str, units: list[str]) -> list[AssignmentAnswer]:
     """Many units of one experiment, answered in request order (duplicates answered alike)."""
     state, _ = experiment_state(experiment_key)
-    _check_servable(state)
+    check_servable(state)
     return _answers_in_bulk(state, units)
 
 
@@ -248,11 +253,11 @@ def _answers_in_bulk(state: ExperimentState, units: list[str]) -> list[Assignmen
     firsts = {}
     for unit in distinct:
         if unit not in stored:
-            first = _first_variant(state, unit)
+            first = first_variant(state, unit)
             if first is not None:
                 firsts[unit] = first
     if firsts:
-        stored.update(_store(state, firsts))
+        stored.update(store_first_assignments(state, firsts))
     by_id = {v.id: v for v in state.variants}
     return [_answer(state, unit, by_id.get(stored.get(unit))) for unit in units]
 

@@ -20,7 +20,8 @@ from experiments.models import Experiment, Variant
 from experiments.services.audit import audit_record
 
 # The one protocol setting that may change while running: a ramp changes who is included,
-# and units already assigned keep their variant.
+# and units already assigned keep their variant. It may only go up (DESIGN.md part 2): with
+# weights frozen at start, the hash alone is then sticky until ends_at, stored rows or not.
 RUNNING_EDITABLE_FIELDS = frozenset({"traffic_percent"})
 
 
@@ -104,7 +105,8 @@ def experiment_create(*, actor, definition: dict[str, Any]) -> Experiment:
 def experiment_update(*, experiment: Experiment, actor, changes: dict[str, Any]) -> Experiment:
     """Check the rules on the definition with the changes merged in, then apply them.
 
-    Anything may change while a draft, only traffic_percent while running (WrongState otherwise).
+    Anything may change while a draft, only traffic_percent while running, and only upwards
+    (WrongState otherwise).
     """
     experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
     check = experiment_definition_check(definition=changes, experiment=experiment)
@@ -123,6 +125,12 @@ def experiment_update(*, experiment: Experiment, actor, changes: dict[str, Any])
             raise WrongState(
                 f"The experiment is {experiment.status}: its protocol is frozen"
                 + (f" ({', '.join(frozen)} cannot change)." if frozen else "."),
+                status=experiment.status,
+            )
+        if changed.get("traffic_percent", experiment.traffic_percent) < experiment.traffic_percent:
+            raise WrongState(
+                f"While running, traffic_percent may only go up (it is {experiment.traffic_percent:g}): the "
+                "hash alone must keep every included unit in, for the clients that assign locally.",
                 status=experiment.status,
             )
     before = {name: getattr(experiment, name) for name in changed if name != "variants"}

@@ -145,7 +145,7 @@ def test_saving_an_unchanged_draft_writes_no_audit_event(experimenter_admin):
 
 @pytest.mark.django_db
 def test_a_running_experiment_is_read_only_except_its_traffic(experimenter_admin, staff_experimenter):
-    experiment = experiment_start(experiment=ExperimentFactory(), actor=None)
+    experiment = experiment_start(experiment=ExperimentFactory(traffic_percent=10), actor=None)
     page = experimenter_admin.get(change_url(experiment))
     content = page.content.decode()
     assert 'name="traffic_percent"' in content
@@ -162,6 +162,20 @@ def test_a_running_experiment_is_read_only_except_its_traffic(experimenter_admin
     event = AuditEvent.objects.filter(experiment=experiment).latest("id")
     assert (event.action, event.actor, event.details["after"]) == (
         "traffic_changed", staff_experimenter, {"traffic_percent": 50.0})
+
+
+@pytest.mark.django_db
+def test_lowering_the_traffic_of_a_running_experiment_is_refused_with_the_reason(experimenter_admin):
+    experiment = experiment_start(experiment=ExperimentFactory(traffic_percent=50), actor=None)
+    page = experimenter_admin.get(change_url(experiment))
+    events = AuditEvent.objects.count()
+
+    response = experimenter_admin.post(change_url(experiment), page_form_data(page, traffic_percent="10"),
+                                       follow=True)
+
+    assert "may only go up" in html.unescape(response.content.decode())
+    assert Experiment.objects.get(pk=experiment.pk).traffic_percent == 50.0
+    assert AuditEvent.objects.count() == events
 
 
 @pytest.mark.django_db

@@ -146,6 +146,7 @@ def test_the_protocol_is_frozen_once_started(experimenter_client, draft):
 
 @pytest.mark.django_db
 def test_traffic_may_be_ramped_while_running(experimenter_client, draft):
+    experimenter_client.patch(detail(draft.key), {"traffic_percent": 10}, format="json")   # a ramp goes up
     experimenter_client.post(detail(draft.key) + "start/")
     draft.refresh_from_db()
     frozen_hash = draft.protocol_hash
@@ -156,6 +157,21 @@ def test_traffic_may_be_ramped_while_running(experimenter_client, draft):
     assert response.json()["traffic_percent"] == 50
     assert response.json()["protocol"]["hash"] == frozen_hash
     assert AuditEvent.objects.filter(experiment=draft, action="traffic_changed").exists()
+
+
+@pytest.mark.django_db
+def test_lowering_the_traffic_while_running_is_a_409_and_changes_nothing(experimenter_client, draft):
+    experimenter_client.patch(detail(draft.key), {"traffic_percent": 50}, format="json")
+    experimenter_client.post(detail(draft.key) + "start/")
+    events = AuditEvent.objects.filter(experiment=draft).count()
+
+    response = experimenter_client.patch(detail(draft.key), {"traffic_percent": 10}, format="json")
+    raised = experimenter_client.patch(detail(draft.key), {"traffic_percent": 60}, format="json")
+
+    assert response.status_code == 409
+    assert "may only go up" in response.json()["detail"]
+    assert raised.status_code == 200 and raised.json()["traffic_percent"] == 60
+    assert AuditEvent.objects.filter(experiment=draft).count() == events + 1
 
 
 @pytest.mark.django_db

@@ -1,0 +1,44 @@
+"""REST endpoint where a client that assigns locally stores the units it put in an experiment."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from experiments.api.assignments import UnitField
+from experiments.api.experiments import not_found
+from experiments.api.permissions import ServiceOrPersonWithPermission
+from experiments.api.renderers import OrjsonRenderer
+from experiments.limits import MAX_UNITS_PER_REQUEST
+from experiments.models import Experiment
+from experiments.permissions import FETCH_ASSIGNMENT
+from experiments.services.exposures import exposures_store
+
+
+class ExposureCountsSerializer(serializers.Serializer):
+    """The answer (documentation of the response): what became of the batch's distinct units."""
+
+    stored = serializers.IntegerField()
+    existing = serializers.IntegerField()
+    not_included = serializers.IntegerField()
+
+
+class ExperimentExposuresApi(APIView):
+    """POST `{"units": [...]}` (up to 10,000): store the assignments the published recipe gives them."""
+
+    permission_classes = [ServiceOrPersonWithPermission]
+    required_permission = FETCH_ASSIGNMENT
+    renderer_classes = [OrjsonRenderer]
+
+    class InputSerializer(serializers.Serializer):
+        units = serializers.ListField(child=UnitField(), allow_empty=False, max_length=MAX_UNITS_PER_REQUEST)
+
+    @extend_schema(request=InputSerializer, responses={201: ExposureCountsSerializer})
+    def post(self, request, key: str):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            counts = exposures_store(experiment_key=key, units=serializer.validated_data["units"])
+        except Experiment.DoesNotExist:
+            raise not_found(key)
+        return Response(counts.as_dict(), status=status.HTTP_201_CREATED)

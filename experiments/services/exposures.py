@@ -1,0 +1,53 @@
+"""Storing the assignments a client computed locally (its exposures), with the server's own recipe.
+
+A client that assigns from the SDK configuration sends the units it put in an experiment;
+each is checked against the same rules the REST endpoints serve (experiments.services.
+assignment): a unit the hash includes, while the experiment still takes new units, gets its
+hashed variant stored; a stored row is never changed. Sending the same units again is harmless.
+"""
+
+from dataclasses import dataclass
+
+from experiments import db
+from experiments.services.assignment import (
+    check_servable,
+    experiment_state,
+    first_variant,
+    store_first_assignments,
+)
+
+
+@dataclass(frozen=True)
+class ExposureCounts:
+    """What became of a batch's distinct units: newly stored, stored before, or not included by the hash."""
+
+    stored: int
+    existing: int
+    not_included: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {"stored": self.stored, "existing": self.existing, "not_included": self.not_included}
+
+
+def exposures_store(*, experiment_key: str, units: list[str]) -> ExposureCounts:
+    """Store the first assignment of every unit the hash includes (existing rows win); count each distinct unit once.
+
+    Experiment.DoesNotExist for an unknown key, WrongState for a draft. After `ends_at`, and
+    once stopped or concluded, no new unit enters: such units count as not included.
+    `stored` counts the units that had no row when the batch was read: a concurrent request
+    storing the same unit may count it too, but one row is kept.
+    """
+    state, _ = experiment_state(experiment_key)
+    check_servable(state)
+    distinct = list(dict.fromkeys(units))
+    existing = db.stored_assignments(state.id, distinct)
+    firsts = {}
+    for unit in distinct:
+        if unit not in existing:
+            first = first_variant(state, unit)
+            if first is not None:
+                firsts[unit] = first
+    if firsts:
+        store_first_assignments(state, firsts)
+    return ExposureCounts(stored=len(firsts), existing=len(existing),
+                          not_included=len(distinct) - len(firsts) - len(existing))
