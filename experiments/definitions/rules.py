@@ -41,22 +41,35 @@ def definition_errors(definition: dict[str, Any]) -> dict[str, list[str]]:
     def fail(field: str, message: str) -> None:
         errors.setdefault(_path(field), []).append(message)
 
+    for rules in (_text_errors, _number_errors, _baseline_errors, _timing_errors):
+        rules(definition, fail)
+    _variant_errors(definition.get("variants") or [], fail)
+
+    if not errors:
+        try:
+            planned_sample(definition)
+        except AnalysisError as error:
+            fail("mde" if definition.get("mde") is not None else "sample_size_per_variant", str(error))
+    return errors
+
+
+def _text_errors(definition: dict[str, Any], fail) -> None:
     for field in TEXT_FIELDS:
         value = definition.get(field)
         problem = text_problem(value) if isinstance(value, str) else None
         if problem:
             fail(field, problem)
 
+
+def _number_errors(definition: dict[str, Any], fail) -> None:
     for field in ("baseline_mean", "baseline_sd", "mde"):
         value = definition.get(field)
         if isinstance(value, (int, float)) and not -MAX_ABS_BASELINE <= value <= MAX_ABS_BASELINE:
             fail(field, f"Must be a finite number with |{field}| <= {MAX_ABS_BASELINE:g}.")
-
     for field in ("alpha", "power"):
         value = definition.get(field)
         if value is None or not 0 < value < 1:
             fail(field, "Must be strictly between 0 and 1.")
-
     mde, sample_size = definition.get("mde"), definition.get("sample_size_per_variant")
     if (mde is None) == (sample_size is None):
         fail("mde", "Give exactly one of mde and sample_size_per_variant.")
@@ -65,7 +78,9 @@ def definition_errors(definition: dict[str, Any]) -> dict[str, list[str]]:
     if sample_size is not None and not MIN_SAMPLE_SIZE <= sample_size <= MAX_SAMPLE_SIZE:
         fail("sample_size_per_variant", f"Must be an integer from {MIN_SAMPLE_SIZE} to {MAX_SAMPLE_SIZE}.")
 
-    design, metric_type = definition.get("design"), definition.get("metric_type")
+
+def _baseline_errors(definition: dict[str, Any], fail) -> None:
+    design, metric_type, mde = definition.get("design"), definition.get("metric_type"), definition.get("mde")
     baseline_mean, baseline_sd = definition.get("baseline_mean"), definition.get("baseline_sd")
     if design == "ab" and metric_type == "binary":
         if baseline_mean is None or not 0 < baseline_mean < 1:
@@ -78,10 +93,11 @@ def definition_errors(definition: dict[str, Any]) -> dict[str, list[str]]:
         what = "the paired difference" if design == "champion_challenger" else "the metric"
         fail("baseline_sd", f"Needs a positive standard deviation of {what}.")
 
+
+def _timing_errors(definition: dict[str, Any], fail) -> None:
     traffic = definition.get("traffic_percent")
     if traffic is None or not 0 < traffic <= MAX_TRAFFIC_PERCENT:
         fail("traffic_percent", f"Must be greater than 0 and at most {MAX_TRAFFIC_PERCENT:g}.")
-
     duration = definition.get("duration")
     if not isinstance(duration, timedelta) or duration <= timedelta(0):
         fail("duration", "Must be a positive ISO 8601 duration, e.g. P14D or PT30S.")
@@ -92,15 +108,6 @@ def definition_errors(definition: dict[str, Any]) -> dict[str, list[str]]:
         fail("grace_period", "Must be an ISO 8601 duration of zero or more, e.g. PT0S or P2D.")
     elif grace > MAX_DURATION:
         fail("grace_period", f"Must be at most {MAX_DURATION_DAYS} days (P{MAX_DURATION_DAYS}D).")
-
-    _variant_errors(definition.get("variants") or [], fail)
-
-    if not errors:
-        try:
-            planned_sample(definition)
-        except AnalysisError as error:
-            fail("mde" if mde is not None else "sample_size_per_variant", str(error))
-    return errors
 
 
 def _variant_errors(variants: list[dict[str, Any]], fail) -> None:
