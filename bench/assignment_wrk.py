@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import http.client
+from http.client import HTTPConnection
 import json
 import os
 import re
@@ -78,7 +78,7 @@ class Figure:
 
 def http(port: int, method: str, path: str, key: str, body: dict | None = None, timeout: float = 60):
     """One request on a fresh connection: (status, body bytes)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    conn = HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         headers = {"Authorization": f"Bearer {key}", "Connection": "close"}
         payload = None

@@ -43,6 +43,8 @@ def server_env(database_url: str, workdir: Path, *, settings_module: str = "conf
         SECRET_KEY="bench-only-not-secret-" + os.urandom(8).hex(), ALLOWED_HOSTS="127.0.0.1",
         CELERY_BROKER_URL=f"redis://127.0.0.1:6379/{broker_db}", LOG_LEVEL="WARNING",
         VAR_DIR=str(workdir / "var"), PYTHONUNBUFFERED="1",
+        # Plain http on loopback: no TLS proxy in front, so no redirect to https.
+        SECURE_PROXY="false",
     )
     return env
 

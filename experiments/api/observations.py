@@ -5,8 +5,8 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from experiments.api.experiments import get_experiment_or_404
 from experiments.api.assignments import UnitField
+from experiments.api.experiments import get_experiment_or_404
 from experiments.api.permissions import ServiceOrPersonWithPermission
 from experiments.api.renderers import OrjsonParser, OrjsonRenderer
 from experiments.api.schema import error_responses

@@ -39,9 +39,9 @@ def stored_assignments(experiment_id: int, units) -> dict[str, int]:
     return backend().stored_assignments(experiment_id, units)
 
 
-def store_assignments(experiment_id: int, rows: list[tuple[str, int]], now: datetime) -> None:
-    """Store first assignments, (unit, variant id) in the order given; existing rows win."""
-    backend().store_assignments(experiment_id, rows, now)
+def store_assignments(experiment_id: int, rows: list[tuple[str, int]], now: datetime) -> set[str]:
+    """Store first assignments, (unit, variant id) in the order given; existing rows win. The units stored."""
+    return backend().store_assignments(experiment_id, rows, now)
 
 
 def store_assignment(experiment_id: int, unit: str, variant_id: int, now: datetime) -> int | None:

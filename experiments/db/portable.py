@@ -39,16 +39,20 @@ def stored_assignments(experiment_id: int, units) -> dict[str, int]:
     )
 
 
-def store_assignments(experiment_id: int, rows: list[tuple[str, int]], now: datetime) -> None:
+def store_assignments(experiment_id: int, rows: list[tuple[str, int]], now: datetime) -> set[str]:
     """Store first assignments, (unit, variant id) in the order given; existing rows win.
 
-    `now` is not needed: `assigned_at` is set on creation (auto_now_add).
+    Returns the units this call stored: those without a row when it looked (SQLite runs one
+    writer at a time). `now` is not needed: `assigned_at` is set on creation (auto_now_add).
     """
+    existing = stored_assignments(experiment_id, [unit for unit, _ in rows])
+    fresh = [(unit, variant_id) for unit, variant_id in rows if unit not in existing]
     Assignment.objects.bulk_create(
-        [Assignment(experiment_id=experiment_id, unit=unit, variant_id=variant_id) for unit, variant_id in rows],
+        [Assignment(experiment_id=experiment_id, unit=unit, variant_id=variant_id) for unit, variant_id in fresh],
         ignore_conflicts=True,
         batch_size=5000,
     )
+    return {unit for unit, _ in fresh}
 
 
 def experiment_state_row(key: str, unit: str | None) -> dict[str, Any] | None:

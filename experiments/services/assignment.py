@@ -203,6 +203,22 @@ def first_variant(state: ExperimentState, unit: str) -> ServedVariant | None:
     return state.variant(key=hashing.choose_variant(state.salt, unit, state.weights))
 
 
+def first_variants(state: ExperimentState, units: list[str]) -> dict[str, ServedVariant]:
+    """`first_variant` of many never-seen units: {unit: variant} of those the hash includes.
+
+    The state's rules (still taking units, weights, variants by key) are read once per batch
+    rather than once per unit, which is most of a 10,000-unit batch's Python time.
+    """
+    if not state.accepts_new_units:
+        return {}
+    salt, traffic = state.salt, state.traffic_percent
+    included = [unit for unit in units if hashing.is_included(salt, unit, traffic)]
+    if state.design == Design.CHAMPION_CHALLENGER:
+        return dict.fromkeys(included, state.control)
+    weights, by_key = state.weights, {v.key: v for v in state.variants}
+    return {unit: by_key[hashing.choose_variant(salt, unit, weights)] for unit in included}
+
+
 def check_servable(state: ExperimentState) -> None:
     """WrongState (409) for a draft: it serves nothing, to the REST endpoints or to clients."""
     if state.status == Status.DRAFT:
@@ -219,13 +235,17 @@ def _store_one(state: ExperimentState, unit: str, variant: ServedVariant) -> int
     return variant_id
 
 
-def store_first_assignments(state: ExperimentState, firsts: dict[str, ServedVariant]) -> dict[str, int]:
-    """Store first assignments (existing rows win) and return every unit's stored variant id."""
+def store_first_assignments(state: ExperimentState, firsts: dict[str, ServedVariant]) -> tuple[dict[str, int], int]:
+    """Store first assignments (existing rows win): every unit's stored variant id, and how many this call stored."""
     # Sorted, so that two batches over the same units take the unique index's locks in the
     # same order (in request order, concurrent overlapping batches could deadlock).
     ordered = sorted((unit, variant.id) for unit, variant in firsts.items())
-    db.store_assignments(state.id, ordered, timezone.now())
-    return db.stored_assignments(state.id, firsts)
+    inserted = db.store_assignments(state.id, ordered, timezone.now())
+    stored = {unit: variant.id for unit, variant in firsts.items() if unit in inserted}
+    raced = [unit for unit in firsts if unit not in inserted]   # stored by another request since it was read
+    if raced:
+        stored.update(db.stored_assignments(state.id, raced))
+    return stored, len(inserted)
 
 
 def assignment_for_unit(*, experiment_key: str, unit: str) -> AssignmentAnswer:
@@ -250,14 +270,9 @@ def assignments_for_units(*, experiment_key: str, units: list[str]) -> list[Assi
 def _answers_in_bulk(state: ExperimentState, units: list[str]) -> list[AssignmentAnswer]:
     distinct = list(dict.fromkeys(units))
     stored = db.stored_assignments(state.id, distinct)
-    firsts = {}
-    for unit in distinct:
-        if unit not in stored:
-            first = first_variant(state, unit)
-            if first is not None:
-                firsts[unit] = first
+    firsts = first_variants(state, [unit for unit in distinct if unit not in stored])
     if firsts:
-        stored.update(store_first_assignments(state, firsts))
+        stored.update(store_first_assignments(state, firsts)[0])
     by_id = {v.id: v for v in state.variants}
     return [_answer(state, unit, by_id.get(stored.get(unit))) for unit in units]
 

@@ -12,7 +12,7 @@ from experiments import db
 from experiments.services.assignment import (
     check_servable,
     experiment_state,
-    first_variant,
+    first_variants,
     store_first_assignments,
 )
 
@@ -34,20 +34,15 @@ def exposures_store(*, experiment_key: str, units: list[str]) -> ExposureCounts:
 
     Experiment.DoesNotExist for an unknown key, WrongState for a draft. After `ends_at`, and
     once stopped or concluded, no new unit enters: such units count as not included.
-    `stored` counts the units that had no row when the batch was read: a concurrent request
-    storing the same unit may count it too, but one row is kept.
+    `stored` counts the rows this request wrote (RETURNING), so concurrent requests for one
+    unit count it once between them.
     """
     state, _ = experiment_state(experiment_key)
     check_servable(state)
     distinct = list(dict.fromkeys(units))
     existing = db.stored_assignments(state.id, distinct)
-    firsts = {}
-    for unit in distinct:
-        if unit not in existing:
-            first = first_variant(state, unit)
-            if first is not None:
-                firsts[unit] = first
-    if firsts:
-        store_first_assignments(state, firsts)
-    return ExposureCounts(stored=len(firsts), existing=len(existing),
+    firsts = first_variants(state, [unit for unit in distinct if unit not in existing])
+    inserted = store_first_assignments(state, firsts)[1] if firsts else 0
+    # A unit another request stored since it was read counts as existing, not stored.
+    return ExposureCounts(stored=inserted, existing=len(existing) + len(firsts) - inserted,
                           not_included=len(distinct) - len(firsts) - len(existing))

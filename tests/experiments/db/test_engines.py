@@ -26,9 +26,9 @@ def test_both_modules_offer_the_same_functions():
 def test_storing_assignments_keeps_rows_already_stored_and_reads_them_back(engine):
     experiment = start()
     control, green = (v.id for v in experiment.variants.order_by("position"))
-    engine.store_assignments(experiment.id, [("a", control), ("b", green)], timezone.now())
+    assert engine.store_assignments(experiment.id, [("a", control), ("b", green)], timezone.now()) == {"a", "b"}
 
-    engine.store_assignments(experiment.id, [("a", green), ("c", green)], timezone.now())
+    assert engine.store_assignments(experiment.id, [("a", green), ("c", green)], timezone.now()) == {"c"}
 
     assert engine.stored_assignments(experiment.id, ["a", "b", "c", "never"]) == {"a": control, "b": green,
                                                                                   "c": green}
