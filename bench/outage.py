@@ -139,9 +139,12 @@ def worker_killed(env, workdir, database_url) -> bool:
     first = start_worker(env, workdir, beat=False)
     second = None
     try:
-        waiting = wait_for(lambda: blocker.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
-        ).fetchone()[0] > 0, 120)
+        # Polled on a connection of its own: inside the blocker's transaction the statistics
+        # views would show the same snapshot every time.
+        with psycopg.connect(database_url, autocommit=True) as watcher:
+            waiting = wait_for(lambda: watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            ).fetchone()[0] > 0, 120)
         if waiting is None:
             print("worker:       the first worker never started the analysis")
             return False

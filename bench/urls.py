@@ -1,9 +1,9 @@
 """The project's routes plus two baseline endpoints for `bench/assignment.py`.
 
-- `bench/bare/`: a DRF APIView with the project's default authentication (service keys
-  are checked by BearerTokenAuthentication) and IsAuthenticated, rendering a constant
-  JSON object with OrjsonRenderer: the cost of DRF + auth with no work behind it.
-- `bench/bare-noauth/`: the same without authentication or permissions (information only).
+- `bench/bare-noauth/`: a DRF APIView without authentication, permissions or throttling,
+  rendering a constant JSON object with OrjsonRenderer: the floor, DRF with none of our code.
+- `bench/bare/`: the same with the project's default authentication (service keys checked by
+  BearerTokenAuthentication), IsAuthenticated and throttling (information).
 """
 
 from django.urls import path
@@ -20,18 +20,22 @@ CONSTANT = {"experiment": "bench-ab", "unit": "bench", "variant": "control",
 
 
 class BareApi(APIView):
-    # authentication_classes: the project default (BearerTokenAuthentication, then sessions),
-    # exactly what the assignment views use.
+    # authentication_classes and throttling: the project's defaults (BearerTokenAuthentication,
+    # then sessions; the per-key counter at the serving rate), exactly what the assignment views use.
     permission_classes = [IsAuthenticated]
     renderer_classes = [OrjsonRenderer]
+    throttle_scope = "serving"
 
     def get(self, request):
         return Response(CONSTANT)
 
 
 class BareNoAuthApi(BareApi):
+    """The floor: DRF with none of our code (no authentication, permission or throttling)."""
+
     authentication_classes = []
     permission_classes = []
+    throttle_classes = []
 
 
 urlpatterns = [

@@ -136,7 +136,7 @@ REST_FRAMEWORK = {
     # Per key (service key or personal token): a fixed-window counter in the cache (throttling.py).
     "DEFAULT_THROTTLE_CLASSES": ["experiments.api.throttling.KeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
-        "serving": env("THROTTLE_SERVING_RATE", default="100000/minute"),  # assignments, observations
+        "serving": env("THROTTLE_SERVING_RATE", default="1000000/minute"),  # assignments, observations
         "people": env("THROTTLE_PEOPLE_RATE", default="1000/minute"),  # every other endpoint
     },
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

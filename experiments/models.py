@@ -215,11 +215,19 @@ class Assignment(models.Model):
     itself records that the request was sampled for shadow scoring.
     """
 
+    # No foreign-key constraints in the database, as for Observation: checking them locks the
+    # experiment's and the variant's rows for every first assignment (every concurrent request
+    # of an experiment contends on them) and costs more at commit than the insert itself
+    # (bench/README.md). Every id written here comes from the serving service, which read the
+    # experiment's variants. No index of experiment_id alone: the unique (experiment, unit)
+    # index serves every lookup by experiment. Django still applies CASCADE and PROTECT.
     experiment = models.ForeignKey(
         Experiment, on_delete=models.CASCADE, related_name="assignments", verbose_name="experiment",
+        db_constraint=False, db_index=False,
     )
     unit = models.CharField("unit", max_length=MAX_UNIT_LENGTH, help_text="User id (A/B) or request id (champion/challenger).")
-    variant = models.ForeignKey(Variant, on_delete=models.PROTECT, related_name="+", verbose_name="variant")
+    variant = models.ForeignKey(Variant, on_delete=models.PROTECT, related_name="+", verbose_name="variant",
+                                db_constraint=False)
     assigned_at = models.DateTimeField("assigned at", auto_now_add=True)
 
     class Meta:

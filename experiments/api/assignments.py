@@ -22,29 +22,61 @@ from experiments.services.assignment import (
 )
 
 
-class UnitField(serializers.Field):
-    """A unit id: a non-empty string of at most MAX_UNIT_LENGTH characters (an integer is taken as its digits)."""
+def parse_unit(data) -> str:
+    """A unit id: a non-empty string of at most MAX_UNIT_LENGTH characters (an integer is taken as
+    its digits); ValueError with the message otherwise."""
+    if isinstance(data, bool) or not isinstance(data, (str, int)):
+        raise ValueError("A unit must be a string or an integer.")
+    unit = str(data)
+    if not unit.strip():
+        raise ValueError("A unit must not be empty.")
+    if len(unit) > MAX_UNIT_LENGTH:
+        raise ValueError(f"A unit must be at most {MAX_UNIT_LENGTH} characters.")
+    problem = text_problem(unit)
+    if problem:
+        raise ValueError(problem)
+    return unit
 
-    default_error_messages = {
-        "invalid": "A unit must be a string or an integer.",
-        "blank": "A unit must not be empty.",
-        "too_long": f"A unit must be at most {MAX_UNIT_LENGTH} characters.",
-    }
+
+class UnitField(serializers.Field):
+    """One unit id (`parse_unit`)."""
 
     def to_internal_value(self, data) -> str:
-        if isinstance(data, bool) or not isinstance(data, (str, int)):
-            self.fail("invalid")
-        unit = str(data)
-        if not unit.strip():
-            self.fail("blank")
-        if len(unit) > MAX_UNIT_LENGTH:
-            self.fail("too_long")
-        problem = text_problem(unit)
-        if problem:
-            raise serializers.ValidationError(problem, code="invalid")
-        return unit
+        try:
+            return parse_unit(data)
+        except ValueError as error:
+            raise serializers.ValidationError(str(error), code="invalid")
 
     def to_representation(self, value: str) -> str:
+        return value
+
+
+class UnitListField(serializers.Field):
+    """1 to MAX_UNITS_PER_REQUEST unit ids, each `parse_unit`; errors keyed by item (`units[3]`).
+
+    One loop rather than DRF's ListField over UnitField, whose per-item validation machinery
+    cost about a tenth of a 10,000-unit batch (bench/assignment.py).
+    """
+
+    def to_internal_value(self, data) -> list[str]:
+        if not isinstance(data, list):
+            raise serializers.ValidationError("Expected a list of units.", code="not_a_list")
+        if not data:
+            raise serializers.ValidationError("This list may not be empty.", code="empty")
+        if len(data) > MAX_UNITS_PER_REQUEST:
+            raise serializers.ValidationError(f"Ensure this field has no more than {MAX_UNITS_PER_REQUEST} "
+                                              "elements.", code="max_length")
+        units, errors = [], {}
+        for index, item in enumerate(data):
+            try:
+                units.append(parse_unit(item))
+            except ValueError as error:
+                errors[index] = [str(error)]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return units
+
+    def to_representation(self, value: list[str]) -> list[str]:
         return value
 
 
@@ -123,8 +155,7 @@ class AssignmentBatchApi(APIView):
     @extend_schema_serializer(component_name="AssignmentBatchRequest")
     class InputSerializer(serializers.Serializer):
         unit = UnitField(required=False)
-        units = serializers.ListField(child=UnitField(), required=False, allow_empty=False,
-                                      max_length=MAX_UNITS_PER_REQUEST)
+        units = UnitListField(required=False)
         experiment = serializers.SlugField(required=False)
 
         def validate(self, attrs):

@@ -5,11 +5,10 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from experiments.api.assignments import UnitField
+from experiments.api.assignments import UnitListField
 from experiments.api.experiments import not_found
 from experiments.api.permissions import ServiceOrPersonWithPermission
 from experiments.api.renderers import OrjsonRenderer
-from experiments.limits import MAX_UNITS_PER_REQUEST
 from experiments.models import Experiment
 from experiments.permissions import FETCH_ASSIGNMENT
 from experiments.services.exposures import exposures_store
@@ -31,7 +30,7 @@ class ExperimentExposuresApi(APIView):
     renderer_classes = [OrjsonRenderer]
 
     class InputSerializer(serializers.Serializer):
-        units = serializers.ListField(child=UnitField(), allow_empty=False, max_length=MAX_UNITS_PER_REQUEST)
+        units = UnitListField()
 
     @extend_schema(request=InputSerializer, responses={201: ExposureCountsSerializer})
     def post(self, request, key: str):

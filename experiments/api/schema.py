@@ -14,7 +14,7 @@ from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
-from experiments.limits import MAX_UNIT_LENGTH
+from experiments.limits import MAX_UNIT_LENGTH, MAX_UNITS_PER_REQUEST
 
 ERROR_DESCRIPTIONS = {
     400: "Malformed request: invalid JSON, a field of the wrong type or out of its bounds, a broken rule "
@@ -110,6 +110,14 @@ class FiniteFloatFieldSchema(OpenApiSerializerFieldExtension):
 
 # A unit: not blank, no NUL (the JSON Schema pattern is ECMA-262's, as Python's re reads it too).
 UNIT_PATTERN = r"^[^\u0000]*\S[^\u0000]*$"
+
+
+class UnitListFieldSchema(OpenApiSerializerFieldExtension):
+    target_class = "experiments.api.assignments.UnitListField"
+
+    def map_serializer_field(self, auto_schema, direction):
+        return {"type": "array", "minItems": 1, "maxItems": MAX_UNITS_PER_REQUEST,
+                "items": {"type": "string", "minLength": 1, "maxLength": MAX_UNIT_LENGTH, "pattern": UNIT_PATTERN}}
 
 
 class UnitFieldSchema(OpenApiSerializerFieldExtension):

@@ -3,9 +3,10 @@
 Each function here has a namesake in experiments.db.portable that gives the same results;
 experiments.db chooses one module for the configured engine. Why each path is fast:
 
-- Units travel as one array parameter (`unit = ANY(%(units)s)`, `unnest(...)`): an IN list
-  or a VALUES list of 10,000 literals costs several times more to quote, parse and plan
-  than the lookup or the insert itself (bench/assignment.py).
+- Units travel as one JSON text parameter (`json_array_elements_text(%(units)s::json)`):
+  an IN list or a VALUES list of 10,000 literals costs several times more to quote, parse
+  and plan than the lookup or the insert itself, and even an array parameter is quoted
+  element by element on the client; one JSON string is quoted once (bench/assignment.py).
 - Observations go through COPY into a temporary table and one statement inserts them
   (INSERT ... SELECT ... ON CONFLICT DO NOTHING, so an `id` seen before is skipped and
   counted) and adds the ones inserted to the per-unit sums: no row goes through the ORM
@@ -19,6 +20,7 @@ See bench/README.md for the measurements.
 
 from datetime import datetime
 
+import orjson
 from django.conf import settings
 from django.db import connection
 from django.db.models import Aggregate, Avg, Count, FloatField
@@ -41,13 +43,13 @@ ASSIGNMENTS = Assignment._meta.db_table
 OBSERVATIONS = Observation._meta.db_table
 OBSERVATION_COLUMNS = "variant_id, unit, value, latency_ms, observed_at, idempotency_key"
 
-_STORED_SQL = (f"SELECT unit, variant_id FROM {ASSIGNMENTS} "
-               "WHERE experiment_id = %(experiment_id)s AND unit = ANY(%(units)s)")
+_STORED_SQL = (f"SELECT unit, variant_id FROM {ASSIGNMENTS} WHERE experiment_id = %(experiment_id)s "
+               "AND unit IN (SELECT json_array_elements_text(%(units)s::json))")
 
 _STORE_MANY_SQL = (
     f"INSERT INTO {ASSIGNMENTS} (experiment_id, unit, variant_id, assigned_at) "
-    "SELECT %(experiment_id)s, unit, variant_id, %(now)s "
-    "FROM unnest(%(units)s::varchar[], %(variant_ids)s::bigint[]) AS new(unit, variant_id) "
+    "SELECT %(experiment_id)s, unit, variant_id::bigint, %(now)s FROM ROWS FROM "
+    "(json_array_elements_text(%(units)s::json), json_array_elements_text(%(variant_ids)s::json)) AS new(unit, variant_id) "
     "ON CONFLICT (experiment_id, unit) DO NOTHING RETURNING unit"
 )
 
@@ -58,13 +60,17 @@ _INCOMING_TABLE_SQL = (
 )
 
 
+def _json(values: list) -> str:
+    return orjson.dumps(values).decode()
+
+
 def stored_assignments(experiment_id: int, units) -> dict[str, int]:
     """{unit: variant id} of the stored assignments among `units` (up to 10,000 per call)."""
     units = list(units)
     if not units:
         return {}
     with connection.cursor() as cursor:
-        cursor.execute(_STORED_SQL, {"experiment_id": experiment_id, "units": units})
+        cursor.execute(_STORED_SQL, {"experiment_id": experiment_id, "units": _json(units)})
         return dict(cursor.fetchall())
 
 
@@ -77,8 +83,8 @@ def store_assignments(experiment_id: int, rows: list[tuple[str, int]], now: date
     """
     with connection.cursor() as cursor:
         cursor.execute(_STORE_MANY_SQL, {"experiment_id": experiment_id, "now": now,
-                                         "units": [unit for unit, _ in rows],
-                                         "variant_ids": [variant_id for _, variant_id in rows]})
+                                         "units": _json([unit for unit, _ in rows]),
+                                         "variant_ids": _json([variant_id for _, variant_id in rows])})
         return {unit for (unit,) in cursor.fetchall()}
 
 
