@@ -41,6 +41,7 @@ def _no_serving_cache(settings):
     The caches themselves are specified in tests/experiments/services/test_serving_cache.py
     and tests/experiments/api/test_authentication_cache.py.
     """
+    from experiments.api import throttling
     from experiments.api.authentication import verified_keys
     from experiments.services.assignment import serving_cache
 
@@ -49,6 +50,7 @@ def _no_serving_cache(settings):
     serving_cache.states.clear()
     serving_cache.assignments.clear()
     verified_keys.clear()
+    throttling._local_counts.clear()
 
 
 def member_of(group_name: str, **fields):

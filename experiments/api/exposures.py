@@ -1,6 +1,6 @@
 """REST endpoint where a client that assigns locally stores the units it put in an experiment."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -9,6 +9,8 @@ from experiments.api.assignments import UnitListField
 from experiments.api.experiments import not_found
 from experiments.api.permissions import ServiceOrPersonWithPermission
 from experiments.api.renderers import OrjsonRenderer
+from experiments.api.schema import error_responses
+from experiments.limits import MAX_BULK_BODY_BYTES
 from experiments.models import Experiment
 from experiments.permissions import FETCH_ASSIGNMENT
 from experiments.services.exposures import exposures_store
@@ -28,11 +30,14 @@ class ExperimentExposuresApi(APIView):
     permission_classes = [ServiceOrPersonWithPermission]
     required_permission = FETCH_ASSIGNMENT
     renderer_classes = [OrjsonRenderer]
+    throttle_scope = "serving"
+    max_body_bytes = MAX_BULK_BODY_BYTES  # 10,000 units of up to 255 characters
 
+    @extend_schema_serializer(component_name="ExposureBatch")
     class InputSerializer(serializers.Serializer):
         units = UnitListField()
 
-    @extend_schema(request=InputSerializer, responses={201: ExposureCountsSerializer})
+    @extend_schema(request=InputSerializer, responses={201: ExposureCountsSerializer, **error_responses(409)})
     def post(self, request, key: str):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

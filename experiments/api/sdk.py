@@ -15,6 +15,7 @@ class SdkConfigApi(APIView):
 
     permission_classes = [ServiceOrPersonWithPermission]
     required_permission = FETCH_ASSIGNMENT
+    throttle_scope = "serving"
 
     @extend_schema(
         parameters=[OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, required=False)],

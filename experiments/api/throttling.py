@@ -19,7 +19,8 @@ count across workers.
 
 import time
 
-from django.core.cache import cache
+from django.core.cache import caches
+from django.core.cache.backends.locmem import LocMemCache
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
@@ -36,6 +37,28 @@ def parse_rate(rate: str) -> tuple[int, int]:
     return parsed
 
 
+# Counters of this process's windows, used instead of the cache when that is LocMemCache (also
+# per process): the same counts without LocMemCache's pickling and locking on every request.
+_local_counts: dict[str, int] = {}
+
+
+def _count(key: str, duration: int) -> int:
+    """This request's number in its window: one `incr` in the shared cache, or a dict entry."""
+    shared = caches["default"]
+    if isinstance(shared, LocMemCache):
+        count = _local_counts.get(key, 0) + 1
+        if count == 1 and len(_local_counts) > 10_000:
+            _local_counts.clear()  # old windows: their keys are never asked for again
+        _local_counts[key] = count
+        return count
+    try:
+        return shared.incr(key)
+    except ValueError:  # the window's first request (or the counter expired)
+        if shared.add(key, 1, timeout=duration + 1):
+            return 1
+        return shared.incr(key)
+
+
 class KeyRateThrottle(BaseThrottle):
     default_scope = "people"
 
@@ -48,14 +71,7 @@ class KeyRateThrottle(BaseThrottle):
         limit, duration = parse_rate(rate)
         now = time.time()
         window = int(now // duration)
-        key = f"throttle:{scope}:{ident}:{window}"
-        try:
-            count = cache.incr(key)
-        except ValueError:  # the window's first request (or the counter expired)
-            if cache.add(key, 1, timeout=duration + 1):
-                count = 1
-            else:
-                count = cache.incr(key)
+        count = _count(f"throttle:{scope}:{ident}:{window}", duration)
         if count <= limit:
             return True
         self._wait = (window + 1) * duration - now

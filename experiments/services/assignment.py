@@ -252,7 +252,19 @@ def store_first_assignments(state: ExperimentState, firsts: dict[str, ServedVari
 
 
 def assignment_for_unit(*, experiment_key: str, unit: str) -> AssignmentAnswer:
-    """One unit's sticky assignment in one experiment, stored before it is returned."""
+    """One unit's sticky assignment in one experiment, stored before it is returned.
+
+    A unit this worker has not seen, of an experiment whose state it holds and that still takes
+    new units, goes straight to the insert when the hash includes it: one round trip instead
+    of a look-up and an insert. That is safe because a unit's first variant is the hash's
+    whichever request stores it (weights never change once started), and a row stored
+    meanwhile wins (`_store_one` reads it back).
+    """
+    cached = serving_cache.state(experiment_key)
+    if cached is not None and cached.accepts_new_units and serving_cache.assignment(cached, unit) is None:
+        first = first_variant(cached, unit)
+        if first is not None:
+            return _answer(cached, unit, cached.variant(id=_store_one(cached, unit, first)))
     state, stored_variant_id = experiment_state(experiment_key, unit=unit)
     check_servable(state)
     if stored_variant_id is not None:
