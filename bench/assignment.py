@@ -178,8 +178,9 @@ def _wrk_figures(args, port: int, key: str, first_lua: Path, repeat_lua: Path,
           f"{args.rounds} round(s) of each figure:", flush=True)
     for r in range(1, args.rounds + 1):
         print(f"  round {r}: (a) bare no auth, (a') bare + auth, (c) repeat, (b) first-time ...", flush=True)
-        runs["a"].append(wrk(args, port, key, "/bench/bare-noauth/"))
-        runs["a'"].append(wrk(args, port, key, "/bench/bare/"))
+        # The baselines get the same kind of request line as the assignments (a `unit` query).
+        runs["a"].append(wrk(args, port, key, "/bench/bare-noauth/?unit=r-1"))
+        runs["a'"].append(wrk(args, port, key, "/bench/bare/?unit=r-1"))
         runs["c"].append(wrk(args, port, key, "/", repeat_lua))
         runs["b"].append(wrk(args, port, key, "/", first_lua, (f"n{r}",)))
     time.sleep(1.0)  # let requests still in flight when wrk stopped finish

@@ -8,10 +8,10 @@ from experiments.api.middleware import api_error_view
 from experiments.health import healthz, liveness, readiness
 
 urlpatterns = [
+    path("api/v1/", include("experiments.api.urls")),  # first: the serving endpoints' requests
     path("admin/", admin.site.urls),
     # Sign-in for people who read reports without being admin staff (viewers).
     path("accounts/", include("django.contrib.auth.urls")),
-    path("api/v1/", include("experiments.api.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]),
          name="schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[],

@@ -4,13 +4,14 @@ from django.urls import path
 
 from experiments.api import assignments, experiments, exposures, observations, results, sdk
 
+# The serving endpoints first: Django tries the patterns in order, and these take most requests.
 urlpatterns = [
+    path("experiments/<slug:key>/assignment/", assignments.ExperimentAssignmentApi.as_view(),
+         name="experiment-assignment"),
     path("experiments/", experiments.ExperimentListCreateApi.as_view(), name="experiment-list"),
     path("experiments/<slug:key>/", experiments.ExperimentDetailApi.as_view(), name="experiment-detail"),
     path("experiments/<slug:key>/start/", experiments.ExperimentStartApi.as_view(), name="experiment-start"),
     path("experiments/<slug:key>/stop/", experiments.ExperimentStopApi.as_view(), name="experiment-stop"),
-    path("experiments/<slug:key>/assignment/", assignments.ExperimentAssignmentApi.as_view(),
-         name="experiment-assignment"),
     path("experiments/<slug:key>/exposures/", exposures.ExperimentExposuresApi.as_view(),
          name="experiment-exposures"),
     path("experiments/<slug:key>/observations/", observations.ObservationIngestApi.as_view(),
