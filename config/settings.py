@@ -88,7 +88,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Off by default: a health check is one more round trip (SELECT 1) at the start of every
+    # request that touches the database, first-time assignments included. Without it, after a
+    # database restart each worker's first request answers 503 JSON and the broken connection
+    # is dropped at the end of that request (Django checks it then), so the next one reconnects.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=False)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
