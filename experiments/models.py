@@ -215,12 +215,10 @@ class Assignment(models.Model):
     itself records that the request was sampled for shadow scoring.
     """
 
-    # No foreign-key constraints in the database, as for Observation: checking them locks the
-    # experiment's and the variant's rows for every first assignment (every concurrent request
-    # of an experiment contends on them) and costs more at commit than the insert itself
-    # (bench/README.md). Every id written here comes from the serving service, which read the
-    # experiment's variants. No index of experiment_id alone: the unique (experiment, unit)
-    # index serves every lookup by experiment. Django still applies CASCADE and PROTECT.
+    # No FK constraints in the database, as for Observation: checking them locks the parent rows
+    # for every first assignment and costs more at commit than the insert (bench/README.md); the
+    # serving service writes only ids it has read. No index of experiment_id alone: the unique
+    # (experiment, unit) index serves it. Django still applies CASCADE and PROTECT.
     experiment = models.ForeignKey(
         Experiment, on_delete=models.CASCADE, related_name="assignments", verbose_name="experiment",
         db_constraint=False, db_index=False,
@@ -243,8 +241,7 @@ class Assignment(models.Model):
 class Observation(models.Model):
     """One value for a unit (and, for champion/challenger, for a variant): the raw outcome data.
 
-    Rows are written in bulk (COPY on PostgreSQL) and only ever aggregated in SQL: per unit
-    first, then per variant, which the (experiment, variant, unit) index serves.
+    Written in bulk (COPY on PostgreSQL), only ever aggregated in SQL (the per-unit sums).
     """
 
     id = models.BigAutoField(primary_key=True)
