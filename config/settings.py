@@ -172,11 +172,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_BODY_BYTES
 # process (each gunicorn worker counts on its own); CACHE_URL=redis://host:6379/2 shares them.
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
-# HTTPS behind a TLS-terminating proxy (the production setup of the README): the proxy sets
-# X-Forwarded-Proto; plain-http requests are redirected; cookies are secure; HSTS. On by
-# default outside DEBUG; SECURE_PROXY=false for a server reached over plain http (`make test`
-# sets it: the test client and live server speak http). `make run` (DEBUG) is off.
-SECURE_PROXY = env.bool("SECURE_PROXY", default=not DEBUG)
+# HTTPS behind a TLS-terminating proxy (the production setup of the README, which sets
+# SECURE_PROXY=true): the proxy sets X-Forwarded-Proto; plain-http requests are redirected;
+# cookies are secure; HSTS. Off by default, so that a server reached over plain http (make run,
+# the tests, a gunicorn on a private network) answers rather than redirecting every call.
+SECURE_PROXY = env.bool("SECURE_PROXY", default=False)
 if SECURE_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)

@@ -285,7 +285,7 @@ def test_a_key_over_its_rate_gets_a_429_with_retry_after(settings, service_key, 
 def test_check_deploy_reports_nothing_in_production(tmp_path):
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("DJANGO_", "SECURE_", "DEBUG", "PYTEST"))}
-    env.update(DEBUG="false", SECRET_KEY="k" * 20 + "-production-secret-" + "x9Q" * 12,
+    env.update(DEBUG="false", SECURE_PROXY="true", SECRET_KEY="k" * 20 + "-production-secret-" + "x9Q" * 12,
                ALLOWED_HOSTS="experiments.example.com", DJANGO_SETTINGS_MODULE="config.settings",
                VAR_DIR=str(tmp_path))
     result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
