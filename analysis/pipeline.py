@@ -17,11 +17,11 @@ from analysis.errors import AnalysisError
 from analysis.hypothesis_tests import ComparisonResult, holm_adjust
 from analysis.registry import hypothesis_test_name, preregistered_test
 from analysis.types import AnalysisData, AnalysisPlan, SampleSummary, VariantPlan
-from analysis.vocabulary import Design
+from analysis.vocabulary import Design, Outcome
 
 __all__ = [
     "AnalysisData", "AnalysisPlan", "ChallengerComparison", "CheckResults", "ExperimentAnalysis",
-    "VariantPlan", "VariantResult", "analyze", "hypothesis_test_name",
+    "VariantPlan", "VariantResult", "analyze", "hypothesis_test_name", "not_computable",
 ]
 
 
@@ -158,6 +158,24 @@ def analyze(plan: AnalysisPlan, data: AnalysisData) -> ExperimentAnalysis:
         comparisons=comparisons,
         checks=checks,
         decision=decision,
+    )
+
+
+def not_computable(plan: AnalysisPlan, reason: str) -> ExperimentAnalysis:
+    """The result when the data cannot be analysed at all (e.g. sums beyond a double): invalid.
+
+    Every comparison carries `reason` and no number; no planned sample counts as reached.
+    """
+    control = plan.control.key
+    return ExperimentAnalysis(
+        test=preregistered_test(plan.design, plan.metric_type).name,
+        variants=tuple(VariantResult(v.key, 0, None, None) for v in plan.variants),
+        # A str outcome is a comparison that could not be computed, with that reason.
+        comparisons=tuple(_comparison(v.key, control, reason, 1.0, plan.alpha) for v in plan.challengers),
+        checks=CheckResults(sample_ratio_p_value=None, sample_ratio_ok=True,
+                            sample_size_reached=MappingProxyType({v.key: False for v in plan.variants}),
+                            incomplete_pairs=0, incomplete_pairs_share=0.0),
+        decision=Decision(Outcome.INVALID, None, reason),
     )
 
 

@@ -6,7 +6,6 @@ from django.db.models import Count
 
 from analysis.checks import sample_ratio_mismatch
 from experiments.choices import Design
-from experiments.db import stored_assignments  # re-exported: its home was here
 from experiments.models import Assignment, Experiment
 
 
@@ -50,4 +49,4 @@ def experiment_progress(experiment: Experiment) -> dict[str, Any]:
     }
 
 
-__all__ = ["experiment_get", "experiment_progress", "stored_assignments"]
+__all__ = ["experiment_get", "experiment_progress"]

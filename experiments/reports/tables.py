@@ -12,9 +12,9 @@ from scipy import stats
 
 from analysis.types import AnalysisPlan
 from experiments.choices import MetricType
+from experiments.db.rows import Latency
 from experiments.definitions.durations import iso_duration
 from experiments.models import Experiment, Variant
-from experiments.reports.aggregates import Latency
 from experiments.reports.charts import EffectBar, MeanBar
 from experiments.reports.wording import (
     decimals_for,

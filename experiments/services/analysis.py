@@ -21,7 +21,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from analysis.errors import AnalysisError
-from analysis.pipeline import analyze, hypothesis_test_name
+from analysis.pipeline import analyze, not_computable
 from analysis.types import AnalysisPlan, VariantPlan
 from config.celery_app import app as celery_app
 from experiments import db
@@ -184,28 +184,9 @@ def _computed(experiment: Experiment) -> dict:
         return analyze(plan, data).to_dict()
     except (DataError, AnalysisError, ArithmeticError) as error:
         logger.warning("analysis of %s not computable: %s", experiment.key, error)
-        return _not_computable(plan, f"The data could not be analysed ({_first_line(error)}).")
+        return not_computable(plan, f"The data could not be analysed ({_first_line(error)}).").to_dict()
 
 
 def _first_line(error: Exception) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
-
-def _not_computable(plan: AnalysisPlan, reason: str) -> dict:
-    """A results document that says the analysis could not be computed, in the usual shape."""
-    control = plan.control.key
-    return {
-        "test": hypothesis_test_name(plan.design, plan.metric_type),
-        "variants": [{"key": v.key, "units": 0, "mean": None, "sd": None} for v in plan.variants],
-        "comparisons": [
-            {"variant": v.key, "vs": control, "effect": None, "relative_effect": None, "ci_low": None,
-             "ci_high": None, "relative_ci_low": None, "relative_ci_high": None, "p_value": None,
-             "adjusted_p_value": None, "significant": False, "statistic": None, "df": None,
-             "not_computable_reason": reason}
-            for v in plan.challengers
-        ],
-        "checks": {"sample_ratio_p_value": None, "sample_ratio_ok": True,
-                   "sample_size_reached": {v.key: False for v in plan.variants},
-                   "incomplete_pairs": 0, "incomplete_pairs_share": 0.0},
-        "decision": {"outcome": Outcome.INVALID.value, "variant": None, "reason": reason},
-    }

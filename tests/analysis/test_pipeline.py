@@ -11,7 +11,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
 
 from analysis.errors import AnalysisError
-from analysis.pipeline import AnalysisData, AnalysisPlan, VariantPlan, analyze
+from analysis.pipeline import AnalysisData, AnalysisPlan, VariantPlan, analyze, not_computable
 from analysis.types import PairedSummary, SampleSummary
 
 KEYS = ("control", "green", "red")
@@ -324,3 +324,18 @@ def test_the_result_is_immutable():
     with pytest.raises(TypeError):
         result.checks.sample_size_reached["control"] = False
     assert not math.isnan(result.comparisons[0].p_value)
+
+
+def test_a_result_that_could_not_be_computed_has_the_shape_of_any_result_and_is_invalid():
+    plan = AnalysisPlan(design="ab", metric_type="continuous", direction="increase", alternative="two-sided",
+                        alpha=0.05, variants=(VariantPlan("control", 1.0, True, 10), VariantPlan("b", 1.0, False, 10)))
+    arm = SampleSummary(n=10, total=5.0, total_of_squares=5.0)
+    computed = analyze(plan, AnalysisData(arms={"control": arm, "b": arm}, assigned={"control": 10, "b": 10}))
+
+    document = not_computable(plan, "sums beyond a double").to_dict()
+
+    assert document.keys() == computed.to_dict().keys()
+    assert document["comparisons"][0].keys() == computed.to_dict()["comparisons"][0].keys()
+    assert document["checks"].keys() == computed.to_dict()["checks"].keys()
+    assert document["decision"] == {"outcome": "invalid", "variant": None, "reason": "sums beyond a double"}
+    assert document["comparisons"][0]["not_computable_reason"] == "sums beyond a double"
