@@ -205,7 +205,10 @@ def _solve(analysis: PowerSolver, unknown: str, **known: float | str) -> float:
         # root; a failure is detected by the bracket check below, not by a warning.
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
-        value = np.asarray(analysis.solve_power(**{unknown: None}, power=target_power, **known)).item()
+        try:
+            value = np.asarray(analysis.solve_power(**{unknown: None}, power=target_power, **known)).item()
+        except ValueError as error:  # e.g. an effect size that rounds to 0 (an mde of 1e-300)
+            raise AnalysisError(f"statsmodels {type(analysis).__name__}.solve_power cannot plan this: {error}")
         if unknown == "effect_size" and known["alternative"] == "two-sided":
             # Two-sided power is symmetric in the effect's sign, and statsmodels' fallback
             # solver (fsolve) sometimes lands on the negative root.
@@ -222,3 +225,29 @@ def _solve(analysis: PowerSolver, unknown: str, **known: float | str) -> float:
             f"close to 1 for the per-comparison alpha)"
         )
     return value
+
+
+# --- TEMPORARY shim until the analysis helper's branch lands (replaced at merge) ---
+def corrected_power(power: float, guardrails: int) -> float:
+    return 1 - (1 - power) / (guardrails + 1)
+
+
+def guardrail_effect_size(plan: PowerPlan, margin: float) -> float:
+    test = preregistered_test(plan.design, plan.metric_type)
+    if test.planning.needs_baseline_mean and not test.paired:
+        return margin / (plan.baseline_mean * (1 - plan.baseline_mean)) ** 0.5
+    return margin / plan.baseline_sd
+
+
+def guardrail_sample_sizes(plan: PowerPlan, margin: float) -> SampleSizes:
+    test = preregistered_test(plan.design, plan.metric_type)
+    d = guardrail_effect_size(plan, margin)
+    alpha = plan.per_comparison_alpha
+    if test.paired:
+        pairs = round_up_sample_size(_solve(test.planning.solver(), "nobs", effect_size=d, alpha=alpha,
+                                            power=plan.power, alternative="larger"))
+        return SampleSizes(control=pairs, challengers=(pairs,) * len(plan.ratios))
+    nobs1 = max(_solve(test.planning.solver(), "nobs1", effect_size=d, alpha=alpha, power=plan.power,
+                       ratio=ratio, alternative="larger") for ratio in plan.ratios)
+    return SampleSizes(control=round_up_sample_size(nobs1),
+                       challengers=tuple(round_up_sample_size(nobs1 * r) for r in plan.ratios))

@@ -136,3 +136,7 @@ def preregistered_test(design: str, metric_type: str) -> PreregisteredTest:
 def hypothesis_test_name(design: str, metric_type: str) -> str:
     """The name of the preregistered test for a design and metric type (DESIGN.md's table)."""
     return preregistered_test(design, metric_type).name
+
+
+def non_inferiority_test_name(design: str, metric_type: str) -> str:  # TEMPORARY until the helper's branch lands
+    return f"{preregistered_test(design, metric_type).name} (non-inferiority)"

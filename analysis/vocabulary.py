@@ -36,3 +36,18 @@ class Outcome(StrEnum):
     KEEP = "keep"
     INCONCLUSIVE = "inconclusive"
     INVALID = "invalid"
+
+
+class MetricRole(StrEnum):
+    """What a metric does in the decision: decides, only informs, or must not get worse."""
+
+    PRIMARY = "primary"
+    SECONDARY = "secondary"
+    GUARDRAIL = "guardrail"
+
+
+class Aggregation(StrEnum):
+    """How a unit's observations of a metric become its value (DESIGN.md part 2, "Metrics")."""
+
+    SUM = "sum"
+    MEAN = "mean"

@@ -24,6 +24,17 @@ class Direction(models.TextChoices):
     DECREASE = vocabulary.Direction.DECREASE.value, "Decrease is better"
 
 
+class MetricRole(models.TextChoices):
+    PRIMARY = vocabulary.MetricRole.PRIMARY.value, "Primary (decides)"
+    SECONDARY = vocabulary.MetricRole.SECONDARY.value, "Secondary (to learn from)"
+    GUARDRAIL = vocabulary.MetricRole.GUARDRAIL.value, "Guardrail (must not get worse)"
+
+
+class Aggregation(models.TextChoices):
+    SUM = vocabulary.Aggregation.SUM.value, "Sum of the unit's values (binary: any 1)"
+    MEAN = vocabulary.Aggregation.MEAN.value, "Mean of the unit's values (units without any left out)"
+
+
 class Alternative(models.TextChoices):
     TWO_SIDED = vocabulary.PlanAlternative.TWO_SIDED.value, "Two-sided"
     ONE_SIDED = vocabulary.PlanAlternative.ONE_SIDED.value, "One-sided, in the preferred direction"

@@ -7,6 +7,9 @@ MAX_KEY_LENGTH = 100           # an experiment's or a variant's key (a slug)
 MAX_NAME_LENGTH = 200          # an experiment's name
 MAX_REASON_LENGTH = 2000       # why a test was stopped
 
+# Metrics per experiment: the primary and up to 19 secondary metrics and guardrails.
+MAX_METRICS = 20
+
 # Batch sizes per request.
 MAX_UNITS_PER_REQUEST = 10_000
 MAX_OBSERVATIONS_PER_REQUEST = 10_000

@@ -1,4 +1,8 @@
-"""Experiments, their variants, the audit trail and the keys that services authenticate with."""
+"""Experiments, their variants, the audit trail and the keys that services authenticate with.
+
+`Metric` (the secondary metrics and guardrails) lives in experiments.metric_model and is
+exported from here with the others.
+"""
 
 import secrets
 
@@ -8,9 +12,13 @@ from django.db.models import Q
 from rest_framework_api_key.models import AbstractAPIKey
 
 from experiments import permissions as permission_names
-from experiments.choices import Alternative, AuditAction, Design, Direction, MetricType, Outcome, Status
+from experiments.choices import Aggregation, Alternative, AuditAction, Design, Direction, MetricType, Outcome, Status
 from experiments.limits import MAX_ID_LENGTH, MAX_KEY_LENGTH, MAX_NAME_LENGTH, MAX_UNIT_LENGTH
+from experiments.metric_model import Metric, default_metric_key
 from experiments.querysets import ExperimentQuerySet
+
+__all__ = ["AnalysisResult", "Assignment", "AuditEvent", "Experiment", "ImmutableResultError", "Metric", "Observation",
+           "ServiceKey", "UnitOutcome", "UserToken", "Variant", "new_salt"]
 
 
 def new_salt() -> str:
@@ -44,6 +52,17 @@ class Experiment(models.Model):
     metric_direction = models.CharField(
         "direction", max_length=16, choices=Direction.choices, default=Direction.INCREASE,
         help_text="Whether a higher or a lower value of the metric is better.",
+    )
+    # The primary metric's key (what observations name) and aggregation; the other metrics
+    # are `Metric` rows. The primary stays in these part-1 fields, so a part-1 experiment
+    # reads, plans and hashes exactly as before.
+    metric_key = models.SlugField(
+        "metric key", max_length=MAX_KEY_LENGTH, blank=True,
+        help_text="What observations name in `metric`; derived from the metric's name when left empty.",
+    )
+    metric_aggregation = models.CharField(
+        "aggregation", max_length=16, choices=Aggregation.choices, default=Aggregation.SUM,
+        help_text="How a unit's values become its metric: their sum (binary: any 1), or their mean.",
     )
     baseline_mean = models.FloatField(
         "baseline mean", null=True, blank=True,
@@ -166,6 +185,11 @@ class Experiment(models.Model):
     def __str__(self) -> str:
         return self.key
 
+    def save(self, *args, **kwargs):
+        if not self.metric_key:  # part 1's default, wherever the experiment comes from
+            self.metric_key = default_metric_key(self.metric_name)
+        super().save(*args, **kwargs)
+
     @property
     def unlocks_at(self):
         """When results become visible: the end of the test period plus the grace period."""
@@ -259,6 +283,10 @@ class Observation(models.Model):
         db_index=False,
     )
     unit = models.CharField("unit", max_length=MAX_UNIT_LENGTH)
+    # 0: the primary metric; n: the Metric at position n. A number, not a foreign key: the
+    # metrics are frozen at start, before any observation, and a small integer keeps the
+    # hot path and the unique index small.
+    metric_position = models.PositiveSmallIntegerField("metric", db_default=0)
     value = models.FloatField("value", help_text="0/1 for a binary metric, any finite number otherwise.")
     latency_ms = models.FloatField("latency (ms)", null=True, blank=True)
     observed_at = models.DateTimeField("observed at", help_text="When it happened, as the service says (or arrival).")
@@ -271,7 +299,8 @@ class Observation(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["experiment", "idempotency_key"], name="observation_id_unique_per_experiment",
+                fields=["experiment", "metric_position", "idempotency_key"],
+                name="observation_id_unique_per_experiment_metric",
             ),
         ]
         indexes = [models.Index(fields=["experiment", "variant", "unit"], name="observation_by_variant_unit")]
@@ -296,13 +325,14 @@ class UnitOutcome(models.Model):
     actually stored (not for repeated ids); `unit_outcomes_rebuild` recomputes it from them.
     """
 
-    pk = models.CompositePrimaryKey("experiment_id", "unit", "variant_id")
+    pk = models.CompositePrimaryKey("experiment_id", "metric_position", "unit", "variant_id")
     # No database foreign-key constraints, as for Observation: the ids come from the
     # ingestion service, which has just checked them.
     experiment = models.ForeignKey(
         Experiment, on_delete=models.CASCADE, related_name="+", verbose_name="experiment",
         db_constraint=False, db_index=False,
     )
+    metric_position = models.PositiveSmallIntegerField("metric", db_default=0, help_text="As Observation's.")
     unit = models.CharField("unit", max_length=MAX_UNIT_LENGTH)
     variant = models.ForeignKey(
         Variant, on_delete=models.PROTECT, related_name="+", verbose_name="variant", db_constraint=False,

@@ -7,4 +7,4 @@ class ExperimentQuerySet(models.QuerySet):
     """Filters shared by selectors and views."""
 
     def with_variants(self) -> "ExperimentQuerySet":
-        return self.prefetch_related("variants")
+        return self.prefetch_related("variants", "metrics")

@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 from experiments.api.permissions import PersonHasPermission
 from experiments.api.schema import error_responses
 from experiments.api.serializers import ExperimentInputSerializer, ExperimentSerializer
+from experiments.errors import InvalidDefinition
 from experiments.limits import MAX_REASON_LENGTH
 from experiments.models import Experiment
 from experiments.permissions import ADD, CHANGE, RUN, VIEW
@@ -77,7 +78,10 @@ class ExperimentListCreateApi(APIView):
     def post(self, request):
         serializer = ExperimentInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        experiment = experiment_create(actor=request.user, definition=serializer.validated_data)
+        try:
+            experiment = experiment_create(actor=request.user, definition=serializer.validated_data)
+        except InvalidDefinition as error:
+            raise InvalidDefinition(serializer.client_errors(error.errors)) from error
         return render(experiment, status.HTTP_201_CREATED)
 
 
@@ -96,7 +100,10 @@ class ExperimentDetailApi(APIView):
         experiment = get_experiment_or_404(key)
         serializer = ExperimentInputSerializer(experiment, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        experiment = experiment_update(experiment=experiment, actor=request.user, changes=serializer.validated_data)
+        try:
+            experiment = experiment_update(experiment=experiment, actor=request.user, changes=serializer.validated_data)
+        except InvalidDefinition as error:
+            raise InvalidDefinition(serializer.client_errors(error.errors)) from error
         return render(experiment)
 
 

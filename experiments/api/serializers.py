@@ -8,15 +8,18 @@ from rest_framework import serializers
 
 from analysis.errors import AnalysisError
 from analysis.pipeline import hypothesis_test_name
-from experiments.choices import Alternative, Design, Direction, MetricType
+from experiments.choices import Aggregation, Alternative, Design, Direction, MetricRole, MetricType
 from experiments.definitions.durations import iso_duration
 from experiments.definitions.fields import experiment_definition
-from experiments.definitions.planning import planned_sample
+from experiments.definitions.fields import default_metric_key
+from experiments.definitions.planning import sample_plan
+from experiments.definitions.protocol import frozen_protocol_metrics, protocol_metrics
 from experiments.definitions.rules import definition_warnings
 from experiments.limits import (
     MAX_ABS_BASELINE,
     MAX_DURATION_DAYS,
     MAX_KEY_LENGTH,
+    MAX_METRICS,
     MAX_NAME_LENGTH,
     MAX_SAMPLE_SIZE,
     MAX_TRAFFIC_PERCENT,
@@ -86,11 +89,40 @@ class StrictIntegerField(serializers.IntegerField):
 
 
 class MetricSerializer(serializers.Serializer):
-    """The primary metric: its name, type and better direction."""
+    """The primary metric of part 1's shape: its name, type and better direction (and, optionally, key)."""
 
     name = serializers.CharField(max_length=MAX_KEY_LENGTH)
     type = serializers.ChoiceField(choices=MetricType.choices)
     direction = serializers.ChoiceField(choices=Direction.choices, default=Direction.INCREASE)
+    key = serializers.SlugField(max_length=MAX_KEY_LENGTH, required=False)
+    aggregation = serializers.ChoiceField(choices=Aggregation.choices, required=False)
+
+
+class MetricDefinitionSerializer(serializers.Serializer):
+    """One entry of part 2's `metrics`: the primary, a secondary metric or a guardrail."""
+
+    key = serializers.SlugField(max_length=MAX_KEY_LENGTH, required=False,
+                                help_text="Unique in the experiment; slugify(name) when absent.")
+    name = serializers.CharField(max_length=MAX_KEY_LENGTH)
+    type = serializers.ChoiceField(choices=MetricType.choices)
+    direction = serializers.ChoiceField(choices=Direction.choices, default=Direction.INCREASE)
+    role = serializers.ChoiceField(choices=MetricRole.choices)
+    aggregation = serializers.ChoiceField(choices=Aggregation.choices, default=Aggregation.SUM)
+    baseline_mean = FiniteFloatField(allow_null=True, default=None,
+                                     bounds=(-MAX_ABS_BASELINE, MAX_ABS_BASELINE, False, False))
+    baseline_sd = FiniteFloatField(allow_null=True, default=None, bounds=(0, MAX_ABS_BASELINE, True, False))
+    mde = FiniteFloatField(allow_null=True, default=None, bounds=(0, MAX_ABS_BASELINE, True, False),
+                           help_text="The primary's only.")
+    margin = FiniteFloatField(allow_null=True, default=None, bounds=(0, MAX_ABS_BASELINE, True, False),
+                              help_text="Guardrails only: the largest harm accepted, in the per-unit value's units.")
+
+
+# Part 1's fields of the primary, refused beside `metrics` (DESIGN.md part 2).
+PART_1_METRIC_FIELDS = ("metric", "baseline_mean", "baseline_sd", "mde")
+# A part-2 primary's fields -> the definition's (model) field names.
+PRIMARY_FIELDS = {"key": "metric_key", "name": "metric_name", "type": "metric_type", "direction": "metric_direction",
+                  "aggregation": "metric_aggregation", "baseline_mean": "baseline_mean",
+                  "baseline_sd": "baseline_sd", "mde": "mde"}
 
 
 class VariantSerializer(serializers.Serializer):
@@ -114,7 +146,7 @@ class ExperimentInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=MAX_NAME_LENGTH)
     hypothesis = serializers.CharField(allow_blank=True, default="")
     design = serializers.ChoiceField(choices=Design.choices)
-    metric = MetricSerializer()
+    metric = MetricSerializer(required=False)
     baseline_mean = FiniteFloatField(allow_null=True, default=None,
                                      bounds=(-MAX_ABS_BASELINE, MAX_ABS_BASELINE, False, False))
     baseline_sd = FiniteFloatField(allow_null=True, default=None, bounds=(0, MAX_ABS_BASELINE, True, False))
@@ -129,6 +161,7 @@ class ExperimentInputSerializer(serializers.Serializer):
     traffic_percent = FiniteFloatField(default=100.0, bounds=(0, MAX_TRAFFIC_PERCENT, True, False))
     auto_promote = serializers.BooleanField(default=False)
     variants = VariantSerializer(many=True)
+    metrics = MetricDefinitionSerializer(many=True, required=False, max_length=MAX_METRICS, min_length=1)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -140,12 +173,23 @@ class ExperimentInputSerializer(serializers.Serializer):
         """The API's shape as the definition's: metric fields flattened, whole variant rows.
 
         Only parsing: the rules (follow-ups and key uniqueness included) are checked by the
-        services `experiment_create` and `experiment_update`, for the admin alike.
+        services `experiment_create` and `experiment_update`, for the admin alike. Part 2's
+        `metrics` become the part-1 fields (the primary) and `metrics` (the others);
+        `client_errors` names a broken rule by the item the client sent.
         """
         changes = dict(attrs)
-        metric = changes.pop("metric", None)
-        for name, value in (metric or {}).items():  # on PATCH, only the metric fields sent
-            changes[f"metric_{name}"] = value
+        self.primary_index = None
+        self.metric_indexes: list[int] = []
+        if "metrics" in changes:
+            changes.update(self._split_metrics(changes.pop("metrics")))
+        elif "metric" not in changes and not self.partial:
+            raise serializers.ValidationError({"metric": ["This field is required (or give metrics)."]})
+        else:
+            metric = changes.pop("metric", None)
+            for name, value in (metric or {}).items():  # on PATCH, only the metric fields sent
+                changes[f"metric_{name}"] = value
+            if metric and "name" in metric and "key" not in metric:
+                changes["metric_key"] = default_metric_key(metric["name"])
         if "variants" in changes:
             # DRF skips nested defaults on PATCH (partial); a replaced variant list is whole.
             changes["variants"] = [
@@ -153,11 +197,71 @@ class ExperimentInputSerializer(serializers.Serializer):
             ]
         return changes
 
+    def _split_metrics(self, metrics: list[dict]) -> dict:
+        """Part 2's list as the definition's fields; a 400 for a mixed shape or not exactly one primary."""
+        mixed = [field for field in PART_1_METRIC_FIELDS if field in self.initial_data]
+        if mixed:
+            raise serializers.ValidationError({
+                field: ["Not allowed with metrics: give the primary's fields in its metrics entry."] for field in mixed
+            })
+        primaries = [index for index, metric in enumerate(metrics) if metric["role"] == MetricRole.PRIMARY]
+        if len(primaries) != 1:
+            raise serializers.ValidationError({"metrics": [
+                f"Exactly one metric must have role primary; found {len(primaries)}"
+                + (f" (metrics{primaries})." if primaries else ".")]})
+        errors = {}
+        # DRF skips nested defaults on PATCH (partial); a replaced metric list is whole.
+        metrics = [{"direction": Direction.INCREASE, "aggregation": Aggregation.SUM, "baseline_mean": None,
+                    "baseline_sd": None, "mde": None, "margin": None, **metric} for metric in metrics]
+        for index, metric in enumerate(metrics):
+            metric.setdefault("key", default_metric_key(metric["name"]))
+            if metric["role"] != MetricRole.PRIMARY and metric.get("mde") is not None:
+                errors[f"metrics[{index}].mde"] = ["Only the primary metric has an mde."]
+            if metric["role"] != MetricRole.GUARDRAIL and metric.get("margin") is not None:
+                errors[f"metrics[{index}].margin"] = ["Only a guardrail has a margin."]
+        if errors:
+            raise serializers.ValidationError(errors)
+        self.primary_index = primaries[0]
+        primary = metrics[self.primary_index]
+        self.metric_indexes = [index for index in range(len(metrics)) if index != self.primary_index]
+        return {
+            **{field: primary[name] for name, field in PRIMARY_FIELDS.items()},
+            "metrics": [
+                {"key": m["key"], "name": m["name"], "role": m["role"], "metric_type": m["type"],
+                 "direction": m["direction"], "aggregation": m["aggregation"], "baseline_mean": m["baseline_mean"],
+                 "baseline_sd": m["baseline_sd"], "margin": m["margin"]}
+                for m in (metrics[index] for index in self.metric_indexes)
+            ],
+        }
+
+    def client_errors(self, errors: dict[str, list[str]]) -> dict[str, list[str]]:
+        """The rules' field paths as the client sent them: with `metrics`, the primary's fields are
+        `metrics[p].<field>` and the definition's `metrics[i]` is the client's item."""
+        if self.primary_index is None:
+            return errors
+        primary_paths = {"metric.key": "key", "metric.name": "name", "metric.type": "type",
+                         "metric.direction": "direction", "metric.aggregation": "aggregation",
+                         "baseline_mean": "baseline_mean", "baseline_sd": "baseline_sd", "mde": "mde"}
+
+        def client_path(path: str) -> str:
+            if path in primary_paths:
+                return f"metrics[{self.primary_index}].{primary_paths[path]}"
+            if path.startswith("metrics["):
+                index, rest = path[len("metrics["):].split("]", 1)
+                return f"metrics[{self.metric_indexes[int(index)]}]{rest}"
+            return path
+
+        translated: dict[str, list[str]] = {}
+        for path, messages in errors.items():
+            translated.setdefault(client_path(path), []).extend(messages)
+        return translated
+
 
 class ExperimentSerializer(serializers.ModelSerializer):
     """An experiment as DESIGN.md renders it: definition, protocol, status, warnings."""
 
     metric = serializers.SerializerMethodField()
+    metrics = serializers.SerializerMethodField()
     duration = IsoDurationField()
     grace_period = IsoDurationField()
     variants = serializers.SerializerMethodField()
@@ -170,7 +274,7 @@ class ExperimentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Experiment
         fields = (
-            "key", "name", "hypothesis", "design", "metric", "baseline_mean", "baseline_sd", "mde",
+            "key", "name", "hypothesis", "design", "metric", "metrics", "baseline_mean", "baseline_sd", "mde",
             "sample_size_per_variant", "alpha", "power", "alternative", "duration", "grace_period",
             "traffic_percent", "auto_promote", "salt", "status", "stop_reason", "variants", "protocol",
             "progress", "concluded_variant", "concluded_at", "champions", "warnings", "created_at", "updated_at",
@@ -179,7 +283,20 @@ class ExperimentSerializer(serializers.ModelSerializer):
 
     def get_metric(self, experiment: Experiment) -> dict:
         return {"name": experiment.metric_name, "type": experiment.metric_type,
-                "direction": experiment.metric_direction}
+                "direction": experiment.metric_direction, "key": experiment.metric_key}
+
+    def get_metrics(self, experiment: Experiment) -> list[dict]:
+        """Part 2's shape: every metric, the primary first."""
+        primary = {"key": experiment.metric_key, "name": experiment.metric_name, "role": MetricRole.PRIMARY.value,
+                   "type": experiment.metric_type, "direction": experiment.metric_direction,
+                   "aggregation": experiment.metric_aggregation, "baseline_mean": experiment.baseline_mean,
+                   "baseline_sd": experiment.baseline_sd, "mde": experiment.mde, "margin": None}
+        return [primary, *(
+            {"key": m.key, "name": m.name, "role": m.role, "type": m.metric_type, "direction": m.direction,
+             "aggregation": m.aggregation, "baseline_mean": m.baseline_mean, "baseline_sd": m.baseline_sd,
+             "mde": None, "margin": m.margin}
+            for m in experiment.metrics.all()
+        )]
 
     def get_variants(self, experiment: Experiment) -> list[dict]:
         return [
@@ -188,26 +305,35 @@ class ExperimentSerializer(serializers.ModelSerializer):
         ]
 
     def get_protocol(self, experiment: Experiment) -> dict:
+        """The frozen protocol's headline (with `metrics`: each metric's test and plan), or a draft's preview.
+
+        A part-1 protocol has no stored `metrics` (so that it hashes as in part 1): its one
+        entry is read from the part-1 fields.
+        """
         if experiment.protocol is not None:
             frozen = experiment.protocol
             return {
                 "sample_size_per_variant": frozen["sample_size_per_variant"],
                 "mde": frozen["mde"],
                 "test": frozen["test"],
+                "metrics": frozen_protocol_metrics(frozen, metric_key=experiment.metric_key),
                 "hash": experiment.protocol_hash,
                 "started_at": experiment.started_at,
                 "ends_at": experiment.ends_at,
                 "unlocks_at": experiment.unlocks_at,
             }
         # A draft shows a preview of the sample size it would freeze if started now.
+        definition = experiment_definition(experiment)
         try:
-            mde, sizes = planned_sample(experiment_definition(experiment))
+            plan = sample_plan(definition)
+            mde, sizes, metrics = plan.mde, plan.sample_size_per_variant, protocol_metrics(definition, plan)
         except (AnalysisError, StopIteration):  # a draft without a control cannot be planned yet
-            mde, sizes = None, None
+            mde, sizes, metrics = None, None, None
         return {
             "sample_size_per_variant": sizes,
             "mde": mde,
             "test": hypothesis_test_name(experiment.design, experiment.metric_type),
+            "metrics": metrics,
             "hash": None,
             "started_at": None,
             "ends_at": None,

@@ -103,7 +103,7 @@ def insert_observations(experiment_id: int, pairing: list[Pairing], records: lis
         cursor.execute(
             f"WITH inserted AS (INSERT INTO {OBSERVATIONS} (experiment_id, received_at, {OBSERVATION_COLUMNS}) "
             f"SELECT %(experiment_id)s, %(now)s, {OBSERVATION_COLUMNS} FROM incoming_observation "
-            "ON CONFLICT (experiment_id, idempotency_key) DO NOTHING RETURNING unit, variant_id, value), "
+            "ON CONFLICT (experiment_id, metric_position, idempotency_key) DO NOTHING RETURNING unit, variant_id, value), "
             f"summed AS ({add_from_sql('inserted', pairing)}) "
             "SELECT COUNT(*) FROM inserted",
             {"experiment_id": experiment_id, "now": now},

@@ -265,7 +265,7 @@ def _insert_sql(experiment: Experiment, columns: set[str], now, *, joined: bool)
         WITH inserted AS (
             INSERT INTO {Observation._meta.db_table} (experiment_id, received_at, {OBSERVATION_COLUMNS})
             SELECT %(experiment_id)s, %(now)s, {OBSERVATION_COLUMNS} FROM ({checked.checked}) AS checked
-            ON CONFLICT (experiment_id, idempotency_key) DO NOTHING
+            ON CONFLICT (experiment_id, metric_position, idempotency_key) DO NOTHING
             RETURNING unit, variant_id, value
         ), summed AS ({add_from_sql('inserted', pairings(experiment.design, experiment.variants.all()))})
         SELECT COUNT(*) FROM inserted"""

@@ -1,14 +1,28 @@
-"""The definition as a flat dict of model field names plus `variants`: the shape the rules check."""
+"""The definition as a flat dict of model field names plus `variants` and `metrics`: the shape the rules check.
+
+The primary metric is the experiment's own fields (`metric_name`, ..., `baseline_mean`,
+`mde`); `metrics` lists the secondary metrics and guardrails, each a dict of `Metric`'s
+fields (METRIC_FIELDS), in their order.
+"""
 
 from typing import Any
 
-from experiments.models import Experiment
+from experiments.metric_model import default_metric_key
+from experiments.models import Experiment, Metric
+
+__all__ = ["DEFINITION_FIELDS", "METRIC_FIELDS", "default_metric_key", "experiment_definition", "metric_definition"]
 
 DEFINITION_FIELDS = (
-    "key", "name", "hypothesis", "design", "metric_name", "metric_type", "metric_direction",
-    "baseline_mean", "baseline_sd", "mde", "sample_size_per_variant", "alpha", "power",
+    "key", "name", "hypothesis", "design", "metric_name", "metric_type", "metric_direction", "metric_key",
+    "metric_aggregation", "baseline_mean", "baseline_sd", "mde", "sample_size_per_variant", "alpha", "power",
     "alternative", "duration", "grace_period", "traffic_percent", "auto_promote",
 )
+METRIC_FIELDS = ("key", "name", "role", "metric_type", "direction", "aggregation", "baseline_mean", "baseline_sd",
+                 "margin")
+
+
+def metric_definition(metric: Metric) -> dict[str, Any]:
+    return {field: getattr(metric, field) for field in METRIC_FIELDS}
 
 
 def experiment_definition(experiment: Experiment) -> dict[str, Any]:
@@ -18,4 +32,5 @@ def experiment_definition(experiment: Experiment) -> dict[str, Any]:
         {"key": v.key, "weight": v.weight, "is_control": v.is_control, "payload": v.payload}
         for v in experiment.variants.all()
     ]
+    definition["metrics"] = [metric_definition(metric) for metric in experiment.metrics.all()]
     return definition

@@ -1,46 +1,160 @@
-"""Planning a definition: the power calculation's inputs and the planned sample per variant."""
+"""Planning a definition: each metric's test, its power and sample need, and the sample per variant.
 
+DESIGN.md part 2: with G guardrails every test is planned at power 1 - beta/(G + 1)
+(Spotify's beta correction), so that promoting, which needs the primary and every guardrail
+to come out right, keeps the planned power. The primary is planned as in part 1, each
+guardrail as a one-sided non-inferiority test at its margin; the sample per variant is the
+largest need. Secondary metrics are not planned (they never decide).
+"""
+
+from dataclasses import dataclass, replace
 from typing import Any
 
-from analysis.power import PowerPlan, minimum_detectable_effect, round_up_sample_size, sample_sizes
+from analysis.power import (
+    PowerPlan,
+    corrected_power,
+    guardrail_effect_size,
+    guardrail_sample_sizes,
+    minimum_detectable_effect,
+    round_up_sample_size,
+    sample_sizes,
+)
+from analysis.registry import hypothesis_test_name, non_inferiority_test_name, preregistered_test
+from experiments.choices import MetricRole
 
 
-def power_plan(definition: dict[str, Any]) -> PowerPlan:
-    """The power calculation's inputs: one weight ratio per challenger against the control."""
+@dataclass(frozen=True)
+class MetricTestPlan:
+    """One metric's preregistered test: what the protocol freezes per metric (DESIGN.md part 2)."""
+
+    key: str
+    role: str
+    test: str
+    alpha: float
+    power: float | None
+    effect_size: float | None
+    margin: float | None
+    sample_size_per_variant: dict[str, int] | None
+    sets_sample: bool
+
+
+@dataclass(frozen=True)
+class SamplePlan:
+    """The plan of a definition: the primary's mde, the sample per variant and every metric's test."""
+
+    mde: float
+    sample_size_per_variant: dict[str, int]
+    tests: tuple[MetricTestPlan, ...]
+
+
+def guardrails(definition: dict[str, Any]) -> list[dict[str, Any]]:
+    return [m for m in definition.get("metrics") or [] if m.get("role") == MetricRole.GUARDRAIL]
+
+
+def power_plan(definition: dict[str, Any], metric: dict[str, Any] | None = None,
+               power: float | None = None) -> PowerPlan:
+    """The power calculation's inputs: one weight ratio per challenger against the control.
+
+    Without `metric`, the primary's (the definition's own fields); with it, that metric's type
+    and baselines. `power` overrides the definition's (the corrected power).
+    """
     variants = definition["variants"]
     control = next(variant for variant in variants if variant.get("is_control"))
+    source = metric if metric is not None else {
+        "metric_type": definition["metric_type"], "baseline_mean": definition.get("baseline_mean"),
+        "baseline_sd": definition.get("baseline_sd"),
+    }
     return PowerPlan(
         design=definition["design"],
-        metric_type=definition["metric_type"],
+        metric_type=source["metric_type"],
         alpha=definition["alpha"],
-        power=definition["power"],
+        power=definition["power"] if power is None else power,
         alternative=definition["alternative"],
         ratios=tuple(v["weight"] / control["weight"] for v in variants if not v.get("is_control")),
-        baseline_mean=definition.get("baseline_mean"),
-        baseline_sd=definition.get("baseline_sd"),
+        baseline_mean=source.get("baseline_mean"),
+        baseline_sd=source.get("baseline_sd"),
     )
 
 
-def planned_sample(definition: dict[str, Any]) -> tuple[float, dict[str, int]]:
-    """The planned (mde, sample size per variant key), whichever of mde and size was given.
+def _by_key(definition: dict[str, Any], control_size: int, challenger_sizes) -> dict[str, int]:
+    variants = definition["variants"]
+    control_key = next(v["key"] for v in variants if v.get("is_control"))
+    challenger_keys = [v["key"] for v in variants if not v.get("is_control")]
+    return {control_key: control_size, **dict(zip(challenger_keys, challenger_sizes))}
+
+
+def primary_sample(definition: dict[str, Any], power: float) -> tuple[float, dict[str, int]]:
+    """The primary's (mde, sample per variant key) at `power`, whichever of mde and size was given.
 
     With a given sample size, it is the control's and each challenger gets it times its
     weight ratio (rounded up), mirroring how sizes are derived from an mde.
     """
-    plan = power_plan(definition)
-    variants = definition["variants"]
-    control_key = next(v["key"] for v in variants if v.get("is_control"))
-    challenger_keys = [v["key"] for v in variants if not v.get("is_control")]
+    plan = power_plan(definition, power=power)
     if definition.get("mde") is not None:
         mde = definition["mde"]
         sizes = sample_sizes(plan, mde)
-        control_size, challenger_sizes = sizes.control, sizes.challengers
-    else:
-        control_size = definition["sample_size_per_variant"]
-        mde = minimum_detectable_effect(plan, control_size)
-        challenger_sizes = tuple(
-            control_size if plan.design == "champion_challenger" else round_up_sample_size(control_size * ratio)
-            for ratio in plan.ratios
-        )
-    return mde, {control_key: control_size, **dict(zip(challenger_keys, challenger_sizes))}
+        return mde, _by_key(definition, sizes.control, sizes.challengers)
+    control_size = definition["sample_size_per_variant"]
+    mde = minimum_detectable_effect(plan, control_size)
+    challenger_sizes = tuple(
+        control_size if plan.design == "champion_challenger" else round_up_sample_size(control_size * ratio)
+        for ratio in plan.ratios
+    )
+    return mde, _by_key(definition, control_size, challenger_sizes)
 
+
+def guardrail_sample(definition: dict[str, Any], guardrail: dict[str, Any], power: float) -> tuple[float, dict[str, int]]:
+    """A guardrail's (effect size, sample per variant key) for its one-sided non-inferiority test."""
+    plan = power_plan(definition, guardrail, power)
+    sizes = guardrail_sample_sizes(plan, guardrail["margin"])
+    return guardrail_effect_size(plan, guardrail["margin"]), _by_key(definition, sizes.control, sizes.challengers)
+
+
+def sample_plan(definition: dict[str, Any]) -> SamplePlan:
+    """Every metric's test and the sample per variant (AnalysisError when a plan cannot be solved).
+
+    With an mde the sample is each variant's largest need, and the test with the largest
+    control need sets it (the first on a tie); with a given sample size the size is the
+    primary's and the guardrails' needs are shown beside it.
+    """
+    design = definition["design"]
+    challengers = sum(1 for v in definition["variants"] if not v.get("is_control"))
+    alpha = definition["alpha"] / challengers
+    power = corrected_power(definition["power"], len(guardrails(definition)))
+    mde, primary_sizes = primary_sample(definition, power)
+    primary_effect_size = preregistered_test(design, definition["metric_type"]).planning.effect_size(
+        power_plan(definition, power=power), mde)
+    tests = [MetricTestPlan(
+        key=definition.get("metric_key") or "", role=MetricRole.PRIMARY.value,
+        test=hypothesis_test_name(design, definition["metric_type"]), alpha=alpha, power=power,
+        effect_size=primary_effect_size, margin=None, sample_size_per_variant=primary_sizes, sets_sample=False,
+    )]
+    for metric in definition.get("metrics") or []:
+        if metric["role"] == MetricRole.GUARDRAIL:
+            effect_size, sizes = guardrail_sample(definition, metric, power)
+            tests.append(MetricTestPlan(
+                key=metric["key"], role=metric["role"], test=non_inferiority_test_name(design, metric["metric_type"]),
+                alpha=alpha, power=power, effect_size=effect_size, margin=metric["margin"],
+                sample_size_per_variant=sizes, sets_sample=False,
+            ))
+        else:
+            tests.append(MetricTestPlan(
+                key=metric["key"], role=metric["role"], test=hypothesis_test_name(design, metric["metric_type"]),
+                alpha=alpha, power=None, effect_size=None, margin=None, sample_size_per_variant=None,
+                sets_sample=False,
+            ))
+    control_key = next(v["key"] for v in definition["variants"] if v.get("is_control"))
+    planned = [index for index, test in enumerate(tests) if test.sample_size_per_variant is not None]
+    if definition.get("mde") is not None:
+        sample = {key: max(tests[i].sample_size_per_variant[key] for i in planned) for key in primary_sizes}
+        setter = max(planned, key=lambda i: tests[i].sample_size_per_variant[control_key])
+    else:
+        sample, setter = primary_sizes, 0
+    tests[setter] = replace(tests[setter], sets_sample=True)
+    return SamplePlan(mde=mde, sample_size_per_variant=sample, tests=tuple(tests))
+
+
+def planned_sample(definition: dict[str, Any]) -> tuple[float, dict[str, int]]:
+    """The planned (mde, sample size per variant key): `sample_plan`'s two headline numbers."""
+    plan = sample_plan(definition)
+    return plan.mde, plan.sample_size_per_variant

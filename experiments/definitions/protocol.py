@@ -6,8 +6,12 @@ from datetime import datetime
 from typing import Any
 
 from analysis.pipeline import hypothesis_test_name
+from analysis.power import PowerPlan
+from analysis.registry import preregistered_test
+from experiments.choices import Aggregation, MetricRole
 from experiments.definitions.durations import iso_duration
-from experiments.definitions.planning import planned_sample
+from experiments.definitions.fields import default_metric_key
+from experiments.definitions.planning import MetricTestPlan, SamplePlan, sample_plan
 
 
 def canonical_json(value: Any) -> str:
@@ -26,9 +30,10 @@ def build_protocol(definition: dict[str, Any], *, started_at: datetime) -> dict[
     `traffic_percent` is left out on purpose: it is the one setting that may change while
     running (a ramp), and it changes who is included, not how the test is run.
     """
-    mde, sizes = planned_sample(definition)
+    plan = sample_plan(definition)
+    mde, sizes = plan.mde, plan.sample_size_per_variant
     ends_at = started_at + definition["duration"]
-    return {
+    protocol = {
         "design": definition["design"],
         "metric": {
             "name": definition["metric_name"],
@@ -53,3 +58,62 @@ def build_protocol(definition: dict[str, Any], *, started_at: datetime) -> dict[
         "ends_at": ends_at.isoformat(),
         "unlocks_at": (ends_at + definition["grace_period"]).isoformat(),
     }
+    if has_several_metrics(definition):
+        protocol["metrics"] = protocol_metrics(definition, plan)
+    return protocol
+
+
+def has_several_metrics(definition: dict[str, Any]) -> bool:
+    """Whether the definition says more than part 1 could: other metrics, or a primary key or aggregation
+    other than part 1's. Only then does the protocol hold `metrics`, so a part-1 experiment hashes as before."""
+    return bool(definition.get("metrics")) or (
+        definition.get("metric_aggregation", Aggregation.SUM) != Aggregation.SUM
+        or definition.get("metric_key") not in (None, "", default_metric_key(definition["metric_name"]))
+    )
+
+
+def protocol_metrics(definition: dict[str, Any], plan: SamplePlan) -> list[dict[str, Any]]:
+    """`protocol.metrics`: every metric's definition and its test's plan, the primary first."""
+    primary = {
+        "key": definition.get("metric_key") or default_metric_key(definition["metric_name"]),
+        "name": definition["metric_name"], "role": MetricRole.PRIMARY.value, "type": definition["metric_type"],
+        "direction": definition["metric_direction"],
+        "aggregation": definition.get("metric_aggregation") or Aggregation.SUM.value,
+        "baseline_mean": definition.get("baseline_mean"), "baseline_sd": definition.get("baseline_sd"),
+        "mde": plan.mde, "margin": None,
+    }
+    others = [
+        {"key": m["key"], "name": m["name"], "role": m["role"], "type": m["metric_type"], "direction": m["direction"],
+         "aggregation": m["aggregation"], "baseline_mean": m.get("baseline_mean"),
+         "baseline_sd": m.get("baseline_sd"), "mde": None, "margin": m.get("margin")}
+        for m in definition.get("metrics") or []
+    ]
+    return [{**metric, **_test_entry(test)} for metric, test in zip([primary, *others], plan.tests)]
+
+
+def _test_entry(test: MetricTestPlan) -> dict[str, Any]:
+    return {"test": test.test, "alpha": test.alpha, "power": test.power, "effect_size": test.effect_size,
+            "sample_size_per_variant": test.sample_size_per_variant, "sets_sample": test.sets_sample}
+
+
+def frozen_protocol_metrics(protocol: dict[str, Any], *, metric_key: str) -> list[dict[str, Any]]:
+    """A frozen protocol's `metrics`; a part-1 protocol's one entry from its part-1 fields (nothing solved)."""
+    if "metrics" in protocol:
+        return protocol["metrics"]
+    metric, variants = protocol["metric"], protocol["variants"]
+    challengers = [v for v in variants if not v["is_control"]]
+    control = next(v for v in variants if v["is_control"])
+    plan = PowerPlan(
+        design=protocol["design"], metric_type=metric["type"], alpha=protocol["alpha"], power=protocol["power"],
+        alternative=protocol["alternative"], ratios=tuple(v["weight"] / control["weight"] for v in challengers),
+        baseline_mean=protocol["baseline_mean"], baseline_sd=protocol["baseline_sd"],
+    )
+    return [{
+        "key": metric_key, "name": metric["name"], "role": MetricRole.PRIMARY.value, "type": metric["type"],
+        "direction": metric["direction"], "aggregation": Aggregation.SUM.value,
+        "baseline_mean": protocol["baseline_mean"], "baseline_sd": protocol["baseline_sd"], "mde": protocol["mde"],
+        "margin": None, "test": protocol["test"], "alpha": protocol["alpha"] / len(challengers),
+        "power": protocol["power"],
+        "effect_size": preregistered_test(protocol["design"], metric["type"]).planning.effect_size(plan, protocol["mde"]),
+        "sample_size_per_variant": protocol["sample_size_per_variant"], "sets_sample": True,
+    }]

@@ -10,10 +10,12 @@ from datetime import timedelta
 from typing import Any
 
 from analysis.errors import AnalysisError
-from experiments.definitions.planning import planned_sample
+from experiments.choices import Aggregation, Direction, MetricRole, MetricType
+from experiments.definitions.planning import guardrail_sample, primary_sample, sample_plan
 from experiments.limits import (
     MAX_ABS_BASELINE,
     MAX_DURATION_DAYS,
+    MAX_METRICS,
     MAX_SAMPLE_SIZE,
     MAX_TRAFFIC_PERCENT,
     MAX_WEIGHT,
@@ -22,7 +24,8 @@ from experiments.limits import (
 )
 
 # Model field name -> the path a REST client uses for it.
-FIELD_PATHS = {"metric_name": "metric.name", "metric_type": "metric.type", "metric_direction": "metric.direction"}
+FIELD_PATHS = {"metric_name": "metric.name", "metric_type": "metric.type", "metric_direction": "metric.direction",
+               "metric_key": "metric.key", "metric_aggregation": "metric.aggregation"}
 
 SEASONALITY_DAYS = 7
 MAX_DURATION = timedelta(days=MAX_DURATION_DAYS)
@@ -41,16 +44,36 @@ def definition_errors(definition: dict[str, Any]) -> dict[str, list[str]]:
     def fail(field: str, message: str) -> None:
         errors.setdefault(_path(field), []).append(message)
 
-    for rules in (_text_errors, _number_errors, _baseline_errors, _timing_errors):
+    for rules in (_text_errors, _number_errors, _baseline_errors, _timing_errors, _metric_errors):
         rules(definition, fail)
     _variant_errors(definition.get("variants") or [], fail)
 
     if not errors:
-        try:
-            planned_sample(definition)
-        except AnalysisError as error:
-            fail("mde" if definition.get("mde") is not None else "sample_size_per_variant", str(error))
+        _planning_errors(definition, fail)
     return errors
+
+
+def _planning_errors(definition: dict[str, Any], fail) -> None:
+    """A plan statsmodels cannot solve, on the field of the test that cannot be planned."""
+    try:
+        sample_plan(definition)
+        return
+    except AnalysisError:
+        pass
+    try:
+        primary_sample(definition, definition["power"])
+    except AnalysisError as error:
+        fail("mde" if definition.get("mde") is not None else "sample_size_per_variant", str(error))
+        return
+    for index, metric in enumerate(definition.get("metrics") or []):
+        if metric.get("role") == MetricRole.GUARDRAIL:
+            try:
+                guardrail_sample(definition, metric, definition["power"])
+            except AnalysisError as error:
+                fail(f"metrics[{index}].margin", str(error))
+                return
+    fail("power", "The power corrected for the guardrails, 1 - (1 - power) / (guardrails + 1), cannot be planned; "
+                  "lower the power or use fewer guardrails.")
 
 
 def _text_errors(definition: dict[str, Any], fail) -> None:
@@ -108,6 +131,59 @@ def _timing_errors(definition: dict[str, Any], fail) -> None:
         fail("grace_period", "Must be an ISO 8601 duration of zero or more, e.g. PT0S or P2D.")
     elif grace > MAX_DURATION:
         fail("grace_period", f"Must be at most {MAX_DURATION_DAYS} days (P{MAX_DURATION_DAYS}D).")
+
+
+def _metric_errors(definition: dict[str, Any], fail) -> None:
+    """The primary's aggregation, and every secondary metric and guardrail (`metrics[i]`)."""
+    if definition.get("metric_aggregation") == Aggregation.MEAN and definition.get("metric_type") == MetricType.BINARY:
+        fail("metric_aggregation", "The mean of a unit's values applies to continuous metrics; a binary metric "
+                                   "takes any 1 (aggregation sum).")
+    metrics = definition.get("metrics") or []
+    if len(metrics) + 1 > MAX_METRICS:
+        fail("metrics", f"Give at most {MAX_METRICS} metrics (one primary); got {len(metrics) + 1}.")
+    seen = {definition.get("metric_key"): "the primary metric"}
+    for index, metric in enumerate(metrics):
+        path = f"metrics[{index}]"
+        for field in ("key", "name"):
+            value = metric.get(field)
+            problem = text_problem(value) if isinstance(value, str) else None
+            if problem:
+                fail(f"{path}.{field}", problem)
+        key = metric.get("key")
+        if key in seen:
+            fail(f"{path}.key", f"Duplicate metric key {key!r} (also {seen[key]}).")
+        else:
+            seen[key] = path
+        if metric.get("aggregation") == Aggregation.MEAN and metric.get("metric_type") == MetricType.BINARY:
+            fail(f"{path}.aggregation", "The mean of a unit's values applies to continuous metrics; a binary "
+                                        "metric takes any 1 (aggregation sum).")
+        for field in ("baseline_mean", "baseline_sd", "margin"):
+            value = metric.get(field)
+            if isinstance(value, (int, float)) and not -MAX_ABS_BASELINE <= value <= MAX_ABS_BASELINE:
+                fail(f"{path}.{field}", f"Must be a finite number with |{field}| <= {MAX_ABS_BASELINE:g}.")
+        if metric.get("role") == MetricRole.GUARDRAIL:
+            _guardrail_errors(definition.get("design"), metric, path, fail)
+        elif metric.get("margin") is not None:
+            fail(f"{path}.margin", "Only a guardrail has a margin.")
+
+
+def _guardrail_errors(design: str | None, metric: dict[str, Any], path: str, fail) -> None:
+    """A margin > 0 and the baseline its planning needs (DESIGN.md part 2, "Planning")."""
+    margin, baseline_mean, baseline_sd = metric.get("margin"), metric.get("baseline_mean"), metric.get("baseline_sd")
+    if margin is None or not margin > 0:
+        fail(f"{path}.margin", "A guardrail needs a positive margin: the largest harm accepted, in the "
+                               "per-unit value's units.")
+    if design == "ab" and metric.get("metric_type") == MetricType.BINARY:
+        if baseline_mean is None or not 0 < baseline_mean < 1:
+            fail(f"{path}.baseline_mean", "A binary guardrail needs a baseline rate strictly between 0 and 1.")
+        elif margin is not None and margin > 0:
+            harmed = baseline_mean - margin if metric.get("direction") == Direction.INCREASE else baseline_mean + margin
+            if not 0 < harmed < 1:
+                fail(f"{path}.margin", f"The baseline moved by the margin in the harmful direction ({harmed:g}) "
+                                       "must stay strictly between 0 and 1.")
+    elif baseline_sd is None or not baseline_sd > 0:
+        what = "the paired difference" if design == "champion_challenger" else "the metric"
+        fail(f"{path}.baseline_sd", f"A guardrail needs a positive standard deviation of {what} to be planned.")
 
 
 def _variant_errors(variants: list[dict[str, Any]], fail) -> None:

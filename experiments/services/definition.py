@@ -13,10 +13,10 @@ from django.db import IntegrityError, transaction
 
 from experiments.choices import AuditAction, Status
 from experiments.definitions.durations import iso_duration
-from experiments.definitions.fields import experiment_definition
+from experiments.definitions.fields import METRIC_FIELDS, default_metric_key, experiment_definition
 from experiments.definitions.rules import definition_errors
 from experiments.errors import InvalidDefinition, WrongState
-from experiments.models import Experiment, Variant
+from experiments.models import Experiment, Metric, Variant
 from experiments.services.audit import audit_record
 
 # The one protocol setting that may change while running: a ramp changes who is included,
@@ -60,6 +60,8 @@ def experiment_definition_check(*, definition: dict[str, Any], experiment: Exper
         if "key" in changes and changes["key"] != experiment.key:
             errors["key"] = ["The key of an experiment cannot change."]
         whole = {**experiment_definition(experiment), **changes}
+    if not whole.get("metric_key"):  # the rules check the key the save will derive
+        whole["metric_key"] = default_metric_key(whole.get("metric_name"))
     for path, messages in definition_errors(whole).items():
         errors.setdefault(path, []).extend(messages)
     return DefinitionCheck(whole, changes, errors)
@@ -88,7 +90,7 @@ def experiment_create(*, actor, definition: dict[str, Any]) -> Experiment:
     if check.errors:
         raise InvalidDefinition(check.errors)
     definition = check.whole
-    fields = {name: value for name, value in definition.items() if name != "variants"}
+    fields = {name: value for name, value in definition.items() if name not in ("variants", "metrics")}
     try:
         with transaction.atomic():
             experiment = Experiment.objects.create(created_by=_user_or_none(actor), **fields)
@@ -97,6 +99,7 @@ def experiment_create(*, actor, definition: dict[str, Any]) -> Experiment:
             raise InvalidDefinition({"key": [f"An experiment with key {fields['key']!r} already exists."]})
         raise
     _replace_variants(experiment, definition["variants"])
+    _replace_metrics(experiment, definition.get("metrics") or [])
     audit_record(experiment=experiment, action=AuditAction.CREATED, actor=actor, details=_audit_view(definition))
     return experiment
 
@@ -115,7 +118,7 @@ def experiment_update(*, experiment: Experiment, actor, changes: dict[str, Any])
     changes = check.changes
     changed = {
         name: value for name, value in changes.items()
-        if name == "variants" or getattr(experiment, name) != value
+        if name in ("variants", "metrics") or getattr(experiment, name) != value
     }
     if not changed:
         return experiment  # nothing changes, so nothing is written or audited
@@ -133,13 +136,16 @@ def experiment_update(*, experiment: Experiment, actor, changes: dict[str, Any])
                 "hash alone must keep every included unit in, for the clients that assign locally.",
                 status=experiment.status,
             )
-    before = {name: getattr(experiment, name) for name in changed if name != "variants"}
+    lists = ("variants", "metrics")
+    before = {name: getattr(experiment, name) for name in changed if name not in lists}
     for name, value in changed.items():
-        if name != "variants":
+        if name not in lists:
             setattr(experiment, name, value)
     experiment.save()
     if "variants" in changed:
         _replace_variants(experiment, changed["variants"])
+    if "metrics" in changed:
+        _replace_metrics(experiment, changed["metrics"])
     action = AuditAction.TRAFFIC_CHANGED if set(changed) == {"traffic_percent"} else AuditAction.UPDATED
     audit_record(
         experiment=experiment, action=action, actor=actor,
@@ -160,6 +166,15 @@ def _replace_variants(experiment: Experiment, variants: list[dict[str, Any]]) ->
             position=position,
         )
         for position, v in enumerate(variants)
+    )
+
+
+def _replace_metrics(experiment: Experiment, metrics: list[dict[str, Any]]) -> None:
+    """The secondary metrics and guardrails, at positions 1, 2, ... (0 is the primary)."""
+    experiment.metrics.all().delete()
+    Metric.objects.bulk_create(
+        Metric(experiment=experiment, position=position, **{field: m.get(field) for field in METRIC_FIELDS})
+        for position, m in enumerate(metrics, start=1)
     )
 
 

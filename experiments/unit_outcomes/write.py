@@ -41,7 +41,7 @@ def pairings(design: str, variants: Iterable[Variant]) -> list[Pairing]:
 
 # An outcome row already stored for the unit and variant is added to, not replaced.
 ADD_ON_CONFLICT = f"""
-        ON CONFLICT (experiment_id, unit, variant_id) DO UPDATE SET
+        ON CONFLICT (experiment_id, metric_position, unit, variant_id) DO UPDATE SET
             count = {TABLE}.count + excluded.count, total = {TABLE}.total + excluded.total,
             control_count = {TABLE}.control_count + excluded.control_count,
             control_total = {TABLE}.control_total + excluded.control_total"""

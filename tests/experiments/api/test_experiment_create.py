@@ -22,7 +22,9 @@ def test_a_valid_definition_is_stored_as_a_draft_with_a_sample_size_preview(expe
     data = response.json()
     assert data["key"] == "checkout-button"
     assert data["status"] == "draft"
-    assert data["metric"] == {"name": "checkout_conversion", "type": "binary", "direction": "increase"}
+    # DESIGN.md part 2 amends part 1 here: `metric` gains its `key` (slugify of the name by default).
+    assert data["metric"] == {"name": "checkout_conversion", "type": "binary", "direction": "increase",
+                              "key": "checkout_conversion"}
     assert data["duration"] == "P14D" and data["grace_period"] == "PT0S"
     assert [v["key"] for v in data["variants"]] == ["control", "green"]
     assert data["variants"][0]["payload"] == {"color": "blue"}
