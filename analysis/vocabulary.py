@@ -36,3 +36,18 @@ class Outcome(StrEnum):
     KEEP = "keep"
     INCONCLUSIVE = "inconclusive"
     INVALID = "invalid"
+
+
+class MetricRole(StrEnum):
+    """What a metric is for: the primary decides, a secondary informs, a guardrail must not get worse."""
+
+    PRIMARY = "primary"
+    SECONDARY = "secondary"
+    GUARDRAIL = "guardrail"
+
+
+class Aggregation(StrEnum):
+    """How a unit's observations become its value: their sum (absent = 0) or their mean (absent = left out)."""
+
+    SUM = "sum"
+    MEAN = "mean"
