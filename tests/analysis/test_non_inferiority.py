@@ -9,29 +9,13 @@ from statsmodels.stats.weightstats import CompareMeans, DescrStatsW, ttest_ind
 
 from analysis.errors import AnalysisError
 from analysis.non_inferiority import paired_non_inferiority, wald_non_inferiority, welch_non_inferiority
-from analysis.types import PairedSummary, SampleSummary
+from tests.analysis.summaries import close, paired, summary
 
 DIRECTIONS = ("increase", "decrease")
 SEEDS = (0, 1, 2)
 # statsmodels' words: the better direction is the alternative, the harmful edge of the margin the null.
 ALTERNATIVE = {"increase": "larger", "decrease": "smaller"}
 SIGN = {"increase": -1, "decrease": 1}
-
-
-def close(expected):
-    return pytest.approx(expected, rel=1e-9, abs=1e-12)
-
-
-def summary(values) -> SampleSummary:
-    values = np.asarray(values, dtype=float)
-    return SampleSummary(len(values), float(values.sum()), float((values * values).sum()))
-
-
-def paired(x, y) -> PairedSummary:
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    return PairedSummary(
-        len(x), float(x.sum()), float((x * x).sum()), float(y.sum()), float((y * y).sum()), float((x * y).sum())
-    )
 
 
 def assert_bound(result, bound, direction):
@@ -50,42 +34,47 @@ def assert_common(result, *, effect, control_mean, margin, direction, alpha):
     assert result.non_inferior == (result.p_value < alpha)
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("direction", DIRECTIONS)
-def test_welch_non_inferiority_equals_statsmodels_ttest_ind_and_tconfint_diff(seed, direction):
-    rng = np.random.default_rng(seed)
-    x, y = rng.gamma(2, 50, 400 + 100 * seed), rng.gamma(2, 51, 350 + 150 * seed)
-    margin, alpha = 8.0, 0.05 / (seed + 1)
-    null, alternative = SIGN[direction] * margin, ALTERNATIVE[direction]
-
-    result = welch_non_inferiority(summary(x), summary(y), margin=margin, direction=direction, alpha=alpha)
-
+def welch_reference(x, y, null, alternative, alpha):
+    """statsmodels' Welch t-test of y - x against `null` and its one-sided interval."""
     statistic, p_value, df = ttest_ind(y, x, usevar="unequal", value=null, alternative=alternative)
     low, high = CompareMeans.from_data(y, x).tconfint_diff(alpha=alpha, alternative=alternative, usevar="unequal")
-    assert (result.statistic, result.p_value, result.df) == (close(statistic), close(p_value), close(df))
-    assert_bound(result, low if direction == "increase" else high, direction)
-    assert_common(result, effect=y.mean() - x.mean(), control_mean=x.mean(), margin=margin, direction=direction,
-                  alpha=alpha)
+    return statistic, p_value, df, low, high
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("direction", DIRECTIONS)
-def test_wald_non_inferiority_equals_statsmodels_test_proportions_2indep_wald(seed, direction):
-    rng = np.random.default_rng(seed)
-    x, y = rng.binomial(1, 0.2, 3_000 + 500 * seed), rng.binomial(1, 0.21, 2_800 + 700 * seed)
-    margin, alpha = 0.02, 0.05 / (seed + 1)
-    null, alternative = SIGN[direction] * margin, ALTERNATIVE[direction]
-
-    result = wald_non_inferiority(summary(x), summary(y), margin=margin, direction=direction, alpha=alpha)
-
+def wald_reference(x, y, null, alternative, alpha):
+    """statsmodels' Wald z-test of p_y - p_x against `null`; the two-sided 2 alpha interval's ends."""
     counts = (y.sum(), len(y), x.sum(), len(x))
     # Through the module: pytest would collect a bare `test_proportions_2indep` as a test.
     reference = proportion.test_proportions_2indep(
         *counts, value=null, method="wald", compare="diff", alternative=alternative
     )
     low, high = proportion.confint_proportions_2indep(*counts, method="wald", compare="diff", alpha=2 * alpha)
-    assert (result.statistic, result.p_value, result.df) == (close(reference.statistic), close(reference.pvalue),
-                                                             None)
+    return reference.statistic, reference.pvalue, None, low, high
+
+
+UNPAIRED = [
+    pytest.param(welch_non_inferiority, welch_reference, lambda rng, n: rng.gamma(2, 50, n),
+                 lambda rng, n: rng.gamma(2, 51, n), 8.0, id="continuous"),
+    pytest.param(wald_non_inferiority, wald_reference, lambda rng, n: rng.binomial(1, 0.2, n),
+                 lambda rng, n: rng.binomial(1, 0.21, n), 0.02, id="binary"),
+]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("direction", DIRECTIONS)
+@pytest.mark.parametrize("test, reference, draw_control, draw_challenger, margin", UNPAIRED)
+def test_unpaired_non_inferiority_equals_statsmodels(
+    seed, direction, test, reference, draw_control, draw_challenger, margin
+):
+    rng = np.random.default_rng(seed)
+    x, y = draw_control(rng, 3_000 + 500 * seed), draw_challenger(rng, 2_800 + 700 * seed)
+    alpha = 0.05 / (seed + 1)
+
+    result = test(summary(x), summary(y), margin=margin, direction=direction, alpha=alpha)
+
+    statistic, p_value, df, low, high = reference(x, y, SIGN[direction] * margin, ALTERNATIVE[direction], alpha)
+    assert (result.statistic, result.p_value) == (close(statistic), close(p_value))
+    assert result.df == (None if df is None else close(df))
     assert_bound(result, low if direction == "increase" else high, direction)
     assert_common(result, effect=y.mean() - x.mean(), control_mean=x.mean(), margin=margin, direction=direction,
                   alpha=alpha)

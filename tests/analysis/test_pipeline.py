@@ -13,12 +13,9 @@ from statsmodels.stats.proportion import confint_proportions_2indep, proportions
 from analysis.errors import AnalysisError
 from analysis.pipeline import AnalysisData, AnalysisPlan, VariantPlan, analyze, not_computable
 from analysis.types import PairedSummary, SampleSummary
+from tests.analysis.summaries import close, summary
 
 KEYS = ("control", "green", "red")
-
-
-def close(expected):
-    return pytest.approx(expected, rel=1e-9, abs=1e-12)
 
 
 def make_plan(design, metric, *, weights=(1, 1), planned=100, direction="increase", alternative="two-sided",
@@ -27,11 +24,6 @@ def make_plan(design, metric, *, weights=(1, 1), planned=100, direction="increas
         VariantPlan(key, weight, i == 0, planned) for i, (key, weight) in enumerate(zip(KEYS, weights))
     )
     return AnalysisPlan(design, metric, direction, alternative, alpha, variants, incomplete_pairs_max_share=max_share)
-
-
-def summary(values) -> SampleSummary:
-    values = np.asarray(values, dtype=float)
-    return SampleSummary(len(values), float(values.sum()), float((values * values).sum()))
 
 
 def ab_data(values, assigned=None) -> AnalysisData:
