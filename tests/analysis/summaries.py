@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from analysis.types import PairedSummary, SampleSummary
+from analysis.types import AnalysisData, PairedSummary, SampleSummary
 
 
 def close(expected):
@@ -22,4 +22,28 @@ def paired(x, y) -> PairedSummary:
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     return PairedSummary(
         len(x), float(x.sum()), float((x * x).sum()), float(y.sum()), float((y * y).sum()), float((x * y).sum())
+    )
+
+
+def ab_data(values, assigned=None) -> AnalysisData:
+    """Per-unit values of every assigned unit (0 for units without an observation)."""
+    return AnalysisData(
+        arms={key: summary(v) for key, v in values.items()},
+        assigned=assigned if assigned is not None else {key: len(v) for key, v in values.items()},
+    )
+
+
+def cc_data(values) -> AnalysisData:
+    """values: variant -> one value per unit, NaN where the variant has none; the first key is the champion."""
+    champion, *challengers = values
+    matrix = np.vstack(list(values.values()))
+    seen = ~np.isnan(matrix).all(axis=0)
+    pairs = {}
+    for key in challengers:
+        both = ~np.isnan(values[champion]) & ~np.isnan(values[key])
+        pairs[key] = paired(values[champion][both], values[key][both])
+    return AnalysisData(
+        arms={key: summary(v[~np.isnan(v)]) for key, v in values.items()},
+        pairs=pairs,
+        incomplete_pairs=int((np.isnan(matrix).any(axis=0) & seen).sum()),
     )
