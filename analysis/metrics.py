@@ -1,4 +1,4 @@
-"""Every metric of a plan analysed with its own rule: the design's test, Holm over secondaries, guardrails' non-inferiority.
+"""Every metric of a plan analysed by its role: the design's test, Holm over secondaries, guardrails' non-inferiority.
 
 - primary and secondary: the design's test for the metric's type (`analysis.registry`) at
   the plan's alternative, one-sided in the metric's own preferred direction; intervals at

@@ -190,10 +190,10 @@ class MetricPlan:
     """One preregistered metric: its key, role, type, better direction, aggregation and margin.
 
     `AnalysisPlan.metrics` holds the secondary and guardrail metrics; `AnalysisPlan.primary`
-    is the primary's, built from the plan's own fields. `aggregation` turns a unit's observations into its value ("sum", absent = 0; or "mean",
-    units without an observation left out). `margin` (> 0, in units of the per-unit value)
-    is the largest harm a guardrail accepts; it is required for a guardrail and None for
-    any other metric.
+    is the primary's, built from the plan's own fields. `aggregation` turns a unit's
+    observations into its value ("sum", absent = 0; or "mean", units without an observation
+    left out). `margin` (> 0, in units of the per-unit value) is the largest harm a
+    guardrail accepts; it is required for a guardrail and None for any other metric.
     """
 
     key: str

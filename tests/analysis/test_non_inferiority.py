@@ -189,3 +189,16 @@ def test_a_result_is_frozen_and_holds_only_plain_finite_numbers():
         result.p_value = 0.0
     for value in dataclasses.astuple(result)[1:]:
         assert value is None or type(value) in (float, bool)
+
+
+def test_at_the_harmful_edge_of_the_margin_a_challenger_is_shown_non_inferior_alpha_of_the_time():
+    # 2,000 experiments whose true effect is exactly -margin (increase is better): H0 holds,
+    # so the test may pass it only alpha = 5% of the time (binomial sd 0.5 points).
+    rng = np.random.default_rng(11)
+    n, runs, margin = 200, 2_000, 0.5
+    x, y = rng.normal(10.0, 2.0, (runs, n)), rng.normal(10.0 - margin, 3.0, (runs, n))
+    passed = [
+        welch_non_inferiority(summary(a), summary(b), margin=margin, direction="increase", alpha=0.05).non_inferior
+        for a, b in zip(x, y)
+    ]
+    assert np.mean(passed) == pytest.approx(0.05, abs=0.015)
