@@ -62,7 +62,10 @@ class GuardrailOutcome:
 
 @dataclass(frozen=True)
 class Decision:
-    """The outcome, the promoted variant (only for promote) and a one-sentence reason."""
+    """The outcome, the promoted variant (only for promote) and the reason.
+
+    The reason is one sentence, preceded by one for each winner its guardrails held back.
+    """
 
     outcome: Outcome
     variant: str | None

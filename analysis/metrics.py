@@ -41,7 +41,7 @@ def design_test_comparisons(
     In the order of `tested`, then of the plan's challengers; p_adj equals
     `statsmodels.stats.multitest.multipletests(p, method="holm")[1]` (`holm_adjust`).
     """
-    outcomes = [(challenger, outcome) for metric, data in tested for challenger, outcome in _tests(plan, metric, data)]
+    outcomes = [pair for metric, data in tested for pair in _design_test(plan, metric, data)]
     adjusted = holm_adjust([1.0 if isinstance(o, str) else o.p_value for _, o in outcomes])
     return tuple(
         challenger_comparison(challenger, plan.control.key, outcome, p_adjusted, plan.alpha)
@@ -125,10 +125,13 @@ def _without(metric: MetricPlan, counts: Mapping[str, int], variant: str) -> int
     return counts.get(variant, 0) if metric.aggregation == Aggregation.MEAN else None
 
 
-def _tests(plan: AnalysisPlan, metric: MetricPlan, data: AnalysisData) -> list[tuple[str, ComparisonResult | str]]:
+def _design_test(
+    plan: AnalysisPlan, metric: MetricPlan, data: AnalysisData
+) -> list[tuple[str, ComparisonResult | str]]:
+    """(challenger, the design's test of the metric, or why it cannot be computed) for every challenger."""
     test = preregistered_test(plan.design, metric.metric_type)
     alternative = hypothesis_alternative(plan.alternative, metric.direction)
-    alpha = plan.alpha / len(plan.challengers)
+    alpha = plan.per_comparison_alpha
     return [
         (c.key, _attempt(test.compare, data, plan.control.key, c.key, alternative=alternative, alpha=alpha))
         for c in plan.challengers
@@ -139,7 +142,7 @@ def _guardrail_comparisons(
     plan: AnalysisPlan, metric: MetricPlan, data: AnalysisData
 ) -> tuple[GuardrailComparison, ...]:
     test = preregistered_test(plan.design, metric.metric_type)
-    alpha = plan.alpha / len(plan.challengers)
+    alpha = plan.per_comparison_alpha
     control = plan.control.key
     return tuple(
         guardrail_comparison(

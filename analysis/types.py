@@ -284,6 +284,11 @@ class AnalysisPlan:
         return tuple(v for v in self.variants if not v.is_control)
 
     @property
+    def per_comparison_alpha(self) -> float:
+        """The alpha of each challenger's interval and guardrail test: alpha / k for k challengers."""
+        return self.alpha / len(self.challengers)
+
+    @property
     def hypothesis_alternative(self) -> str:
         """The primary's hypothesis tests' alternative: one-sided looks in the preferred direction."""
         return hypothesis_alternative(self.alternative, self.direction)
