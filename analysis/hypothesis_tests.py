@@ -152,11 +152,7 @@ def welch_t_test(
     `.confidence_interval(1 - alpha)`.
     """
     _check_alternative_and_alpha(alternative, alpha)
-    _require_two_units(control, challenger)
-    vn_x, vn_y = control.variance / control.n, challenger.variance / challenger.n
-    if vn_x == 0 and vn_y == 0:
-        raise AnalysisError("every unit in each arm has the same value, so the t statistic is undefined")
-    df = (vn_x + vn_y) ** 2 / (vn_y**2 / (challenger.n - 1) + vn_x**2 / (control.n - 1))
+    vn_x, vn_y, df = _welch_variances(control, challenger)
     effect = challenger.mean - control.mean
     se = math.sqrt(vn_x + vn_y)
     t_distribution = stats.t(df)
@@ -176,13 +172,9 @@ def paired_t_test(pairs: PairedSummary, *, alternative: str, alpha: float) -> Co
     and its `.confidence_interval(1 - alpha)`.
     """
     _check_alternative_and_alpha(alternative, alpha)
-    _require_two_pairs(pairs)
-    variance = pairs.difference_variance
-    if variance == 0:
-        raise AnalysisError("every pair has the same difference, so the t statistic is undefined")
+    se = _paired_standard_error(pairs)
     n = pairs.n
     effect = pairs.difference_mean
-    se = math.sqrt(variance / n)
     t_distribution = stats.t(n - 1)
     low, high = _interval(effect, se, t_distribution, alternative, alpha)
     relative = _relative(
@@ -287,6 +279,25 @@ def _require_two_units(control: SampleSummary, challenger: SampleSummary) -> Non
 def _require_two_pairs(pairs: PairedSummary) -> None:
     if pairs.n < 2:
         raise AnalysisError(f"there are {pairs.n} complete pair(s); at least 2 are needed")
+
+
+def _welch_variances(control: SampleSummary, challenger: SampleSummary) -> tuple[float, float, float]:
+    """Var(mean_x) = v_x / n_x, Var(mean_y) = v_y / n_y and the Welch-Satterthwaite df."""
+    _require_two_units(control, challenger)
+    vn_x, vn_y = control.variance / control.n, challenger.variance / challenger.n
+    if vn_x == 0 and vn_y == 0:
+        raise AnalysisError("every unit in each arm has the same value, so the t statistic is undefined")
+    df = (vn_x + vn_y) ** 2 / (vn_y**2 / (challenger.n - 1) + vn_x**2 / (control.n - 1))
+    return vn_x, vn_y, df
+
+
+def _paired_standard_error(pairs: PairedSummary) -> float:
+    """se of the mean difference: sd(d) / sqrt(n)."""
+    _require_two_pairs(pairs)
+    variance = pairs.difference_variance
+    if variance == 0:
+        raise AnalysisError("every pair has the same difference, so the t statistic is undefined")
+    return math.sqrt(variance / pairs.n)
 
 
 def _nearest_count(name: str, value: float) -> int:

@@ -14,45 +14,16 @@ from analysis.checks import (
 )
 from analysis.decision import ChallengerOutcome, Decision, decide
 from analysis.errors import AnalysisError
-from analysis.hypothesis_tests import ComparisonResult, holm_adjust
-from analysis.registry import hypothesis_test_name, preregistered_test
-from analysis.types import AnalysisData, AnalysisPlan, SampleSummary, VariantPlan
+from analysis.metrics import guardrail_outcomes, not_computable_metrics, other_metrics, primary_metric
+from analysis.registry import hypothesis_test_name
+from analysis.results import ChallengerComparison, MetricAnalysis, VariantResult
+from analysis.types import AnalysisData, AnalysisPlan, MetricPlan, VariantPlan
 from analysis.vocabulary import Design, Outcome
 
 __all__ = [
-    "AnalysisData", "AnalysisPlan", "ChallengerComparison", "CheckResults", "ExperimentAnalysis",
-    "VariantPlan", "VariantResult", "analyze", "hypothesis_test_name", "not_computable",
+    "AnalysisData", "AnalysisPlan", "ChallengerComparison", "CheckResults", "ExperimentAnalysis", "MetricAnalysis",
+    "MetricPlan", "VariantPlan", "VariantResult", "analyze", "hypothesis_test_name", "not_computable",
 ]
-
-
-@dataclass(frozen=True)
-class VariantResult:
-    """One variant's units, mean and sd (None when there are too few units for them)."""
-
-    key: str
-    units: int
-    mean: float | None
-    sd: float | None
-
-
-@dataclass(frozen=True)
-class ChallengerComparison:
-    """One challenger against the control; every number is None when it could not be computed."""
-
-    variant: str
-    vs: str
-    effect: float | None
-    relative_effect: float | None
-    ci_low: float | None
-    ci_high: float | None
-    relative_ci_low: float | None
-    relative_ci_high: float | None
-    p_value: float | None
-    adjusted_p_value: float | None
-    significant: bool
-    statistic: float | None
-    df: float | None
-    not_computable_reason: str | None
 
 
 @dataclass(frozen=True)
@@ -71,7 +42,10 @@ class ExperimentAnalysis:
     """Everything DESIGN.md's results document holds that the statistics decide.
 
     The pure computed result; `experiments.models.AnalysisResult` is the stored one, which
-    holds `to_dict()` with the experiment's key, protocol hash and analysis time.
+    holds `to_dict()` with the experiment's key, protocol hash and analysis time. The top-level
+    test, variants and comparisons are the primary metric's; `metrics` holds one analysis
+    per metric, the primary first (the same variants and comparisons), then the plan's
+    secondary and guardrail metrics in their order.
     """
 
     test: str
@@ -79,25 +53,19 @@ class ExperimentAnalysis:
     comparisons: tuple[ChallengerComparison, ...]
     checks: CheckResults
     decision: Decision
+    metrics: tuple[MetricAnalysis, ...] = ()
 
     def to_dict(self) -> dict:
         """The results JSON of DESIGN.md (without experiment, protocol_hash and analyzed_at,
-        which the caller owns): plain str, int, float, bool and None only, never NaN."""
-        return {
+        which the caller owns): plain str, int, float, bool and None only, never NaN.
+
+        "metrics" (one entry per metric, `MetricAnalysis.to_dict`) is there only when the plan
+        has secondary or guardrail metrics, so a single-metric result keeps part 1's shape.
+        """
+        document = {
             "test": self.test,
-            "variants": [
-                {"key": v.key, "units": v.units, "mean": v.mean, "sd": v.sd} for v in self.variants
-            ],
-            "comparisons": [
-                {
-                    "variant": c.variant, "vs": c.vs, "effect": c.effect, "relative_effect": c.relative_effect,
-                    "ci_low": c.ci_low, "ci_high": c.ci_high,
-                    "relative_ci_low": c.relative_ci_low, "relative_ci_high": c.relative_ci_high,
-                    "p_value": c.p_value, "adjusted_p_value": c.adjusted_p_value, "significant": c.significant,
-                    "statistic": c.statistic, "df": c.df, "not_computable_reason": c.not_computable_reason,
-                }
-                for c in self.comparisons
-            ],
+            "variants": [v.to_dict() for v in self.variants],
+            "comparisons": [c.to_dict() for c in self.comparisons],
             "checks": {
                 "sample_ratio_p_value": self.checks.sample_ratio_p_value,
                 "sample_ratio_ok": self.checks.sample_ratio_ok,
@@ -110,9 +78,14 @@ class ExperimentAnalysis:
                 "outcome": str(self.decision.outcome), "variant": self.decision.variant, "reason": self.decision.reason,
             },
         }
+        if len(self.metrics) > 1:
+            document["metrics"] = [m.to_dict() for m in self.metrics]
+        return document
 
 
-def analyze(plan: AnalysisPlan, data: AnalysisData) -> ExperimentAnalysis:
+def analyze(
+    plan: AnalysisPlan, data: AnalysisData, metric_data: Mapping[str, AnalysisData] | None = None
+) -> ExperimentAnalysis:
     """Run the preregistered test for every challenger, the checks and the decision.
 
     - Test by design x metric (`analysis.registry`): ab binary two-proportion z-test, ab
@@ -133,88 +106,65 @@ def analyze(plan: AnalysisPlan, data: AnalysisData) -> ExperimentAnalysis:
     - Degenerate data never raise: the comparison is recorded with its reason and the
       decision says invalid or inconclusive. AnalysisError is raised only when `data` does
       not fit `plan` (a missing arm, pair or assigned count), which is the caller's bug.
+    - Several metrics: `data` is the primary's and `metric_data` maps each of `plan.metrics`'
+      keys to its data (AnalysisError if one is missing; other keys are ignored). Secondaries
+      and guardrails are analysed as `analysis.metrics` says; the checks stay the primary's;
+      a challenger is promoted only if it is non-inferior on every guardrail.
     """
     _check_data_fits_plan(plan, data)
-    challengers = plan.challengers
-    interval_alpha = plan.alpha / len(challengers)
-    outcomes = [_compare(plan, data, challenger.key, interval_alpha) for challenger in challengers]
-    adjusted = holm_adjust([1.0 if isinstance(o, str) else o.p_value for o in outcomes])
-    comparisons = tuple(
-        _comparison(challenger.key, plan.control.key, outcome, p_adjusted, plan.alpha)
-        for challenger, outcome, p_adjusted in zip(challengers, outcomes, adjusted)
-    )
+    metrics = (primary_metric(plan, data), *other_metrics(plan, _metric_data(plan, metric_data or {})))
+    primary = metrics[0]
     checks, failed = _checks(plan, data)
     decision = decide(
         direction=plan.direction,
         failed_checks=failed,
         challengers=[
-            ChallengerOutcome(c.variant, c.effect, c.significant, c.not_computable_reason) for c in comparisons
+            ChallengerOutcome(c.variant, c.effect, c.significant, c.not_computable_reason) for c in primary.comparisons
         ],
         sample_size_reached=checks.sample_size_reached,
+        guardrails=guardrail_outcomes(metrics),
     )
-    return ExperimentAnalysis(
-        test=preregistered_test(plan.design, plan.metric_type).name,
-        variants=tuple(_variant_result(v.key, data.arms[v.key]) for v in plan.variants),
-        comparisons=comparisons,
-        checks=checks,
-        decision=decision,
-    )
+    return ExperimentAnalysis(primary.test, primary.variants, primary.comparisons, checks, decision, metrics)
 
 
 def not_computable(plan: AnalysisPlan, reason: str) -> ExperimentAnalysis:
     """The result when the data cannot be analysed at all (e.g. sums beyond a double): invalid.
 
-    Every comparison carries `reason` and no number; no planned sample counts as reached.
+    Every comparison, of every metric, carries `reason` and no number; no planned sample
+    counts as reached.
     """
-    control = plan.control.key
-    return ExperimentAnalysis(
-        test=preregistered_test(plan.design, plan.metric_type).name,
-        variants=tuple(VariantResult(v.key, 0, None, None) for v in plan.variants),
-        # A str outcome is a comparison that could not be computed, with that reason.
-        comparisons=tuple(_comparison(v.key, control, reason, 1.0, plan.alpha) for v in plan.challengers),
-        checks=CheckResults(sample_ratio_p_value=None, sample_ratio_ok=True,
-                            sample_size_reached=MappingProxyType({v.key: False for v in plan.variants}),
-                            incomplete_pairs=0, incomplete_pairs_share=0.0),
-        decision=Decision(Outcome.INVALID, None, reason),
-    )
+    metrics = not_computable_metrics(plan, reason)
+    primary = metrics[0]
+    checks = CheckResults(sample_ratio_p_value=None, sample_ratio_ok=True,
+                          sample_size_reached=MappingProxyType({v.key: False for v in plan.variants}),
+                          incomplete_pairs=0, incomplete_pairs_share=0.0)
+    decision = Decision(Outcome.INVALID, None, reason)
+    return ExperimentAnalysis(primary.test, primary.variants, primary.comparisons, checks, decision, metrics)
 
 
-def _check_data_fits_plan(plan: AnalysisPlan, data: AnalysisData) -> None:
+def _check_data_fits_plan(plan: AnalysisPlan, data: AnalysisData, metric: str | None = None) -> None:
+    """The primary's data need assigned counts (ab) for the sample ratio check; a metric's only its tests' inputs."""
     keys = [v.key for v in plan.variants]
     missing = [key for key in keys if key not in data.arms]
     if plan.design == Design.AB:
-        missing += [f"assigned[{key}]" for key in keys if key not in data.assigned]
+        if metric is None:
+            missing += [f"assigned[{key}]" for key in keys if key not in data.assigned]
     else:
         missing += [f"pairs[{c.key}]" for c in plan.challengers if c.key not in data.pairs]
     if missing:
-        raise AnalysisError(f"the data do not fit the plan: missing {', '.join(missing)}")
+        whose = "data" if metric is None else f"data of {metric}"
+        raise AnalysisError(f"the {whose} do not fit the plan: missing {', '.join(missing)}")
 
 
-def _compare(plan: AnalysisPlan, data: AnalysisData, challenger: str, alpha: float) -> ComparisonResult | str:
-    """The test's result, or the plain-English reason it cannot be computed."""
-    test = preregistered_test(plan.design, plan.metric_type)
-    try:
-        return test.compare(data, plan.control.key, challenger, alternative=plan.hypothesis_alternative, alpha=alpha)
-    except AnalysisError as error:
-        return str(error)
-
-
-def _comparison(
-    variant: str, control: str, outcome: ComparisonResult | str, p_adjusted: float, alpha: float
-) -> ChallengerComparison:
-    if isinstance(outcome, str):
-        return ChallengerComparison(
-            variant=variant, vs=control, effect=None, relative_effect=None, ci_low=None, ci_high=None,
-            relative_ci_low=None, relative_ci_high=None, p_value=None, adjusted_p_value=None,
-            significant=False, statistic=None, df=None, not_computable_reason=outcome,
-        )
-    return ChallengerComparison(
-        variant=variant, vs=control, effect=outcome.effect, relative_effect=outcome.relative_effect,
-        ci_low=outcome.ci_low, ci_high=outcome.ci_high,
-        relative_ci_low=outcome.relative_ci_low, relative_ci_high=outcome.relative_ci_high,
-        p_value=outcome.p_value, adjusted_p_value=p_adjusted, significant=p_adjusted < alpha,
-        statistic=outcome.statistic, df=outcome.df, not_computable_reason=None,
-    )
+def _metric_data(plan: AnalysisPlan, metric_data: Mapping[str, AnalysisData]) -> Mapping[str, AnalysisData]:
+    absent = [m.key for m in plan.metrics if m.key not in metric_data]
+    if absent:
+        raise AnalysisError(f"the data do not fit the plan: no data for the metric(s) {', '.join(absent)}")
+    for metric in plan.metrics:
+        if not isinstance(metric_data[metric.key], AnalysisData):
+            raise AnalysisError(f"the data of {metric.key} must be an AnalysisData")
+        _check_data_fits_plan(plan, metric_data[metric.key], metric.key)
+    return metric_data
 
 
 def _checks(plan: AnalysisPlan, data: AnalysisData) -> tuple[CheckResults, list[str]]:
@@ -244,12 +194,3 @@ def _checks(plan: AnalysisPlan, data: AnalysisData) -> tuple[CheckResults, list[
                       f"{MIN_COMPLETE_PAIRS} complete pairs with the champion")
     reached = sample_size_reached({plan.control.key: fewest, **complete}, planned)
     return CheckResults(None, True, MappingProxyType(reached), data.incomplete_pairs, share), failed
-
-
-def _variant_result(key: str, arm: SampleSummary) -> VariantResult:
-    return VariantResult(
-        key=key,
-        units=arm.n,
-        mean=arm.mean if arm.n >= 1 else None,
-        sd=arm.sd if arm.n >= 2 else None,
-    )

@@ -134,10 +134,51 @@ def sample_sizes(plan: PowerPlan, mde: float) -> SampleSizes:
       the paired t-test; ratios do not matter, every variant gets the same n pairs.
     """
     mde = positive("mde", mde)
+    effect_size = preregistered_test(plan.design, plan.metric_type).planning.effect_size(plan, mde)
+    return _sample_sizes_for_effect_size(plan, effect_size, _STATSMODELS_ALTERNATIVE[plan.alternative])
+
+
+def corrected_power(power: float, guardrails: int) -> float:
+    """The power every test of an experiment with G guardrails is planned at: 1 - (1 - power) / (G + 1).
+
+    Spotify's beta correction (Spotify Confidence; "Risk-aware product decisions in A/B
+    tests with multiple metrics", 2024): a challenger ships only if the
+    primary and all G guardrails succeed, so each of the G + 1 tests gets a share
+    beta / (G + 1) of the type II error, which keeps the chance of shipping a good
+    challenger at least `power`. With no guardrail it is `power` itself.
+    """
+    power = in_open_unit_interval("power", power)
+    guardrails = integer_at_least("guardrails", guardrails, 0)
+    return 1 - (1 - power) / (guardrails + 1)
+
+
+def guardrail_effect_size(plan: PowerPlan, margin: float) -> float:
+    """The standardized margin of a guardrail's non-inferiority test (the protocol's `effect_size`).
+
+    The true effect is planned as 0, so the distance to the null is the margin:
+    ab continuous and champion_challenger d = margin / baseline_sd; ab binary
+    d = margin / sqrt(baseline_mean (1 - baseline_mean)), the unit sd at the baseline rate.
+    """
+    margin = positive("margin", margin)
+    return preregistered_test(plan.design, plan.metric_type).planning.margin_effect_size(plan, margin)
+
+
+def guardrail_sample_sizes(plan: PowerPlan, margin: float) -> SampleSizes:
+    """Units per variant for a guardrail's one-sided non-inferiority test to pass at the plan's power.
+
+    The plan is the guardrail's: its baselines, and a power already corrected for the number
+    of guardrails (`corrected_power`). Solved as `sample_sizes` (same ratios and rounding),
+    one-sided (statsmodels' alternative "larger") whatever the plan's alternative, at
+    alpha / k, with the effect size `guardrail_effect_size(plan, margin)`:
+    ab continuous `TTestIndPower`, ab binary `NormalIndPower`, champion_challenger `TTestPower`.
+    """
+    return _sample_sizes_for_effect_size(plan, guardrail_effect_size(plan, margin), "larger")
+
+
+def _sample_sizes_for_effect_size(plan: PowerPlan, effect_size: float, alternative: str) -> SampleSizes:
+    """The rule of `sample_sizes` for a standardized effect size and a statsmodels alternative."""
     test = preregistered_test(plan.design, plan.metric_type)
-    effect_size = test.planning.effect_size(plan, mde)
     alpha = plan.per_comparison_alpha
-    alternative = _STATSMODELS_ALTERNATIVE[plan.alternative]
     if test.paired:
         pairs = round_up_sample_size(
             _solve(
@@ -225,29 +266,3 @@ def _solve(analysis: PowerSolver, unknown: str, **known: float | str) -> float:
             f"close to 1 for the per-comparison alpha)"
         )
     return value
-
-
-# --- TEMPORARY shim until the analysis helper's branch lands (replaced at merge) ---
-def corrected_power(power: float, guardrails: int) -> float:
-    return 1 - (1 - power) / (guardrails + 1)
-
-
-def guardrail_effect_size(plan: PowerPlan, margin: float) -> float:
-    test = preregistered_test(plan.design, plan.metric_type)
-    if test.planning.needs_baseline_mean and not test.paired:
-        return margin / (plan.baseline_mean * (1 - plan.baseline_mean)) ** 0.5
-    return margin / plan.baseline_sd
-
-
-def guardrail_sample_sizes(plan: PowerPlan, margin: float) -> SampleSizes:
-    test = preregistered_test(plan.design, plan.metric_type)
-    d = guardrail_effect_size(plan, margin)
-    alpha = plan.per_comparison_alpha
-    if test.paired:
-        pairs = round_up_sample_size(_solve(test.planning.solver(), "nobs", effect_size=d, alpha=alpha,
-                                            power=plan.power, alternative="larger"))
-        return SampleSizes(control=pairs, challengers=(pairs,) * len(plan.ratios))
-    nobs1 = max(_solve(test.planning.solver(), "nobs1", effect_size=d, alpha=alpha, power=plan.power,
-                       ratio=ratio, alternative="larger") for ratio in plan.ratios)
-    return SampleSizes(control=round_up_sample_size(nobs1),
-                       challengers=tuple(round_up_sample_size(nobs1 * r) for r in plan.ratios))

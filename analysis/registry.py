@@ -1,5 +1,8 @@
 """The preregistered test of each design x metric type, in one place: its name, how it runs, how it is planned.
 
+Each entry also holds the non-inferiority test a guardrail metric of that design and type
+runs (`analysis.non_inferiority`) and how a guardrail's margin is planned.
+
 A variant of a test (another metric, CUPED, sequential looks) is one more entry here; the
 pipeline and the power calculation read everything they need from the entry. The summary
 queries that feed a test live with the database code in `experiments.unit_outcomes`.
@@ -28,6 +31,14 @@ from analysis.hypothesis_tests import (
     two_proportion_z_test,
     welch_t_test,
 )
+from analysis.non_inferiority import (
+    WALD_Z_TEST,
+    NonInferiorityResult,
+    non_inferiority_name,
+    paired_non_inferiority,
+    wald_non_inferiority,
+    welch_non_inferiority,
+)
 from analysis.types import AnalysisData
 from analysis.vocabulary import Design, MetricType
 
@@ -43,12 +54,15 @@ class PowerPlanning:
 
     `effect_size(plan, mde)` turns an absolute effect into the solver's effect size (Cohen's
     d or h); `effect(plan, effect_size)` is its inverse, for the minimum detectable effect.
+    `margin_effect_size(plan, margin)` is the standardized margin of a guardrail's
+    non-inferiority test, whose true effect is 0 (DESIGN.md part 2).
     `needs_baseline_mean` and `needs_baseline_sd` say which baseline the conversion reads.
     """
 
     solver: Callable[[], PowerSolver]
     effect_size: Callable[[PowerPlan, float], float]
     effect: Callable[[PowerPlan, float], float]
+    margin_effect_size: Callable[[PowerPlan, float], float]
     needs_baseline_mean: bool
     needs_baseline_sd: bool
 
@@ -60,6 +74,8 @@ class PreregisteredTest:
     A paired test (`paired`) runs on the complete pairs of a challenger with the champion
     and is planned in pairs (statsmodels' `nobs`); an unpaired one runs on the two arms and
     is planned per arm (`nobs1` for the control, times each challenger's weight ratio).
+    `non_inferiority` is the guardrail's one-sided test on the same data, shown as
+    `non_inferiority_name`.
     """
 
     design: Design
@@ -68,14 +84,28 @@ class PreregisteredTest:
     run: Callable[..., ComparisonResult]
     paired: bool
     planning: PowerPlanning
+    non_inferiority: Callable[..., NonInferiorityResult]
+    non_inferiority_name: str
 
     def compare(
         self, data: AnalysisData, control: str, challenger: str, *, alternative: str, alpha: float
     ) -> ComparisonResult:
         """`run` on the challenger against the control (see each test's docstring for its formula)."""
+        return self.run(*self._samples(data, control, challenger), alternative=alternative, alpha=alpha)
+
+    def compare_non_inferiority(
+        self, data: AnalysisData, control: str, challenger: str, *, margin: float, direction: str, alpha: float
+    ) -> NonInferiorityResult:
+        """`non_inferiority` on the challenger against the control (`analysis.non_inferiority`)."""
+        return self.non_inferiority(
+            *self._samples(data, control, challenger), margin=margin, direction=direction, alpha=alpha
+        )
+
+    def _samples(self, data: AnalysisData, control: str, challenger: str) -> tuple:
+        """The tests' positional inputs: the challenger's pairs, or the control's and the challenger's arms."""
         if self.paired:
-            return self.run(data.pairs[challenger], alternative=alternative, alpha=alpha)
-        return self.run(data.arms[control], data.arms[challenger], alternative=alternative, alpha=alpha)
+            return (data.pairs[challenger],)
+        return data.arms[control], data.arms[challenger]
 
 
 def _standardized_effect(plan: PowerPlan, mde: float) -> float:
@@ -84,6 +114,12 @@ def _standardized_effect(plan: PowerPlan, mde: float) -> float:
 
 def _unstandardized_effect(plan: PowerPlan, effect_size: float) -> float:
     return effect_size * plan.baseline_sd
+
+
+def _standardized_rate_margin(plan: PowerPlan, margin: float) -> float:
+    # Under H0 of a non-inferiority test both arms have (about) the baseline rate, so the
+    # unit sd is sqrt(p0 (1 - p0)); NormalIndPower then plans the Wald z-test.
+    return margin / math.sqrt(plan.baseline_mean * (1 - plan.baseline_mean))
 
 
 def _cohens_h(plan: PowerPlan, mde: float) -> float:
@@ -104,26 +140,31 @@ def _rate_difference(plan: PowerPlan, cohens_h: float) -> float:
     return math.sin(angle) ** 2 - baseline_rate
 
 
-_COHENS_H = PowerPlanning(NormalIndPower, _cohens_h, _rate_difference, needs_baseline_mean=True,
-                          needs_baseline_sd=False)
-_COHENS_D = PowerPlanning(TTestIndPower, _standardized_effect, _unstandardized_effect, needs_baseline_mean=False,
-                          needs_baseline_sd=True)
+_COHENS_H = PowerPlanning(NormalIndPower, _cohens_h, _rate_difference, _standardized_rate_margin,
+                          needs_baseline_mean=True, needs_baseline_sd=False)
+_COHENS_D = PowerPlanning(TTestIndPower, _standardized_effect, _unstandardized_effect, _standardized_effect,
+                          needs_baseline_mean=False, needs_baseline_sd=True)
 # A paired test, binary or continuous, is planned as a one-sample t-test of the differences
 # (baseline_sd is the sd of the paired difference).
-_PAIRED_D = PowerPlanning(TTestPower, _standardized_effect, _unstandardized_effect, needs_baseline_mean=False,
-                          needs_baseline_sd=True)
+_PAIRED_D = PowerPlanning(TTestPower, _standardized_effect, _unstandardized_effect, _standardized_effect,
+                          needs_baseline_mean=False, needs_baseline_sd=True)
 
 PREREGISTERED_TESTS: Mapping[tuple[str, str], PreregisteredTest] = MappingProxyType({
     (test.design, test.metric_type): test
     for test in (
         PreregisteredTest(Design.AB, MetricType.BINARY, TWO_PROPORTION_Z_TEST, two_proportion_z_test,
-                          paired=False, planning=_COHENS_H),
+                          paired=False, planning=_COHENS_H, non_inferiority=wald_non_inferiority,
+                          non_inferiority_name=non_inferiority_name(WALD_Z_TEST)),
         PreregisteredTest(Design.AB, MetricType.CONTINUOUS, WELCH_T_TEST, welch_t_test,
-                          paired=False, planning=_COHENS_D),
+                          paired=False, planning=_COHENS_D, non_inferiority=welch_non_inferiority,
+                          non_inferiority_name=non_inferiority_name(WELCH_T_TEST)),
+        # Both paired metric types share the paired t-test of the differences (-1, 0, 1 for binary).
         PreregisteredTest(Design.CHAMPION_CHALLENGER, MetricType.CONTINUOUS, PAIRED_T_TEST, paired_t_test,
-                          paired=True, planning=_PAIRED_D),
+                          paired=True, planning=_PAIRED_D, non_inferiority=paired_non_inferiority,
+                          non_inferiority_name=non_inferiority_name(PAIRED_T_TEST)),
         PreregisteredTest(Design.CHAMPION_CHALLENGER, MetricType.BINARY, MCNEMAR_TEST, mcnemar_test,
-                          paired=True, planning=_PAIRED_D),
+                          paired=True, planning=_PAIRED_D, non_inferiority=paired_non_inferiority,
+                          non_inferiority_name=non_inferiority_name(PAIRED_T_TEST)),
     )
 })
 
@@ -138,5 +179,6 @@ def hypothesis_test_name(design: str, metric_type: str) -> str:
     return preregistered_test(design, metric_type).name
 
 
-def non_inferiority_test_name(design: str, metric_type: str) -> str:  # TEMPORARY until the helper's branch lands
-    return f"{preregistered_test(design, metric_type).name} (non-inferiority)"
+def non_inferiority_test_name(design: str, metric_type: str) -> str:
+    """The name of a guardrail's non-inferiority test for a design and metric type."""
+    return preregistered_test(design, metric_type).non_inferiority_name

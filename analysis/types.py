@@ -17,7 +17,7 @@ from analysis.validation import (
     one_of,
     positive,
 )
-from analysis.vocabulary import Design, Direction, MetricType, PlanAlternative
+from analysis.vocabulary import Aggregation, Design, Direction, MetricRole, MetricType, PlanAlternative
 
 # Sums computed by a database in floating point may break (sum x)^2 <= n * sum x^2 by a
 # few ulps when every value is equal; anything beyond this relative slack is a caller bug
@@ -178,6 +178,46 @@ class VariantPlan:
         object.__setattr__(self, "planned_sample_size", planned)
 
 
+def hypothesis_alternative(alternative: str, direction: str) -> str:
+    """The hypothesis tests' alternative for a plan's: one-sided looks in the preferred direction."""
+    if alternative == PlanAlternative.TWO_SIDED:
+        return "two-sided"
+    return "larger" if direction == Direction.INCREASE else "smaller"
+
+
+@dataclass(frozen=True)
+class MetricPlan:
+    """One preregistered metric: its key, role, type, better direction, aggregation and margin.
+
+    `AnalysisPlan.metrics` holds the secondary and guardrail metrics; `AnalysisPlan.primary`
+    is the primary's, built from the plan's own fields. `aggregation` turns a unit's
+    observations into its value ("sum", absent = 0; or "mean", units without an observation
+    left out). `margin` (> 0, in units of the per-unit value) is the largest harm a
+    guardrail accepts; it is required for a guardrail and None for any other metric.
+    """
+
+    key: str
+    role: str
+    metric_type: str
+    direction: str
+    aggregation: str = Aggregation.SUM
+    margin: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.key, str) or not self.key:
+            raise AnalysisError(f"a metric key must be a non-empty string, got {self.key!r}")
+        one_of(f"role of {self.key}", self.role, MetricRole)
+        one_of(f"metric_type of {self.key}", self.metric_type, MetricType)
+        one_of(f"direction of {self.key}", self.direction, Direction)
+        one_of(f"aggregation of {self.key}", self.aggregation, Aggregation)
+        if self.role == MetricRole.GUARDRAIL:
+            if self.margin is None:
+                raise AnalysisError(f"the guardrail {self.key} needs a margin > 0")
+            object.__setattr__(self, "margin", positive(f"margin of {self.key}", self.margin))
+        elif self.margin is not None:
+            raise AnalysisError(f"only a guardrail has a margin; {self.key} is a {self.role} metric")
+
+
 @dataclass(frozen=True)
 class AnalysisPlan:
     """The frozen protocol the analysis follows.
@@ -187,6 +227,10 @@ class AnalysisPlan:
     to 0.2: shadow scoring should log every variant for every sampled request, so losing more
     than a fifth of the units means challengers fail (time out, error) on a subset that is
     unlikely to be random, and the complete pairs no longer represent the traffic.
+
+    `metric_type`, `direction`, `metric_key` and `aggregation` are the primary metric's;
+    `metrics` are the secondary and guardrail metrics, in the protocol's order (none for a
+    single-metric plan).
     """
 
     design: str
@@ -196,12 +240,17 @@ class AnalysisPlan:
     alpha: float
     variants: tuple[VariantPlan, ...]
     incomplete_pairs_max_share: float = 0.2
+    metric_key: str = "primary"
+    aggregation: str = Aggregation.SUM
+    metrics: tuple[MetricPlan, ...] = ()
 
     def __post_init__(self) -> None:
         one_of("design", self.design, Design)
         one_of("metric_type", self.metric_type, MetricType)
         one_of("direction", self.direction, Direction)
         one_of("alternative", self.alternative, PlanAlternative)
+        # As a MetricPlan the primary's key and aggregation are checked too.
+        primary = self.primary
         alpha = in_open_unit_interval("alpha", self.alpha)
         share = in_closed_unit_interval("incomplete_pairs_max_share", self.incomplete_pairs_max_share)
         if not isinstance(self.variants, (tuple, list)) or not all(isinstance(v, VariantPlan) for v in self.variants):
@@ -217,6 +266,12 @@ class AnalysisPlan:
         object.__setattr__(self, "alpha", alpha)
         object.__setattr__(self, "incomplete_pairs_max_share", share)
         object.__setattr__(self, "variants", variants)
+        object.__setattr__(self, "metrics", _other_metrics(primary, self.metrics))
+
+    @property
+    def primary(self) -> MetricPlan:
+        """The primary metric, the one that decides."""
+        return MetricPlan(self.metric_key, MetricRole.PRIMARY, self.metric_type, self.direction, self.aggregation)
 
     @property
     def control(self) -> VariantPlan:
@@ -229,11 +284,26 @@ class AnalysisPlan:
         return tuple(v for v in self.variants if not v.is_control)
 
     @property
+    def per_comparison_alpha(self) -> float:
+        """The alpha of each challenger's interval and guardrail test: alpha / k for k challengers."""
+        return self.alpha / len(self.challengers)
+
+    @property
     def hypothesis_alternative(self) -> str:
-        """The hypothesis tests' alternative: one-sided looks in the preferred direction."""
-        if self.alternative == PlanAlternative.TWO_SIDED:
-            return "two-sided"
-        return "larger" if self.direction == Direction.INCREASE else "smaller"
+        """The primary's hypothesis tests' alternative: one-sided looks in the preferred direction."""
+        return hypothesis_alternative(self.alternative, self.direction)
+
+
+def _other_metrics(primary: MetricPlan, metrics: object) -> tuple[MetricPlan, ...]:
+    """The secondary and guardrail metrics as a tuple, their keys unique and none the primary's."""
+    if not isinstance(metrics, (tuple, list)) or not all(isinstance(m, MetricPlan) for m in metrics):
+        raise AnalysisError("metrics must be a sequence of MetricPlan")
+    keys = [primary.key] + [m.key for m in metrics]
+    if len(set(keys)) != len(keys):
+        raise AnalysisError(f"metric keys must be unique (the primary's included), got {keys}")
+    if any(m.role == MetricRole.PRIMARY for m in metrics):
+        raise AnalysisError("metrics holds the secondary and guardrail metrics; the primary is the plan's own")
+    return tuple(metrics)
 
 
 @dataclass(frozen=True)
@@ -245,12 +315,15 @@ class AnalysisData:
     - assigned: ab only, assigned units per variant (for the sample ratio check).
     - pairs: champion_challenger only, challenger key -> its complete pairs with the champion.
     - incomplete_pairs: champion_challenger only, units missing at least one variant.
+    - without_observations: an ab metric with aggregation "mean" only, assigned units per
+      variant that have no observation of the metric (they are left out of `arms`).
     """
 
     arms: Mapping[str, SampleSummary]
     assigned: Mapping[str, int] = field(default_factory=dict)
     pairs: Mapping[str, PairedSummary] = field(default_factory=dict)
     incomplete_pairs: int = 0
+    without_observations: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name, expected in (("arms", SampleSummary), ("pairs", PairedSummary)):
@@ -258,8 +331,12 @@ class AnalysisData:
             if not isinstance(mapping, Mapping) or not all(isinstance(v, expected) for v in mapping.values()):
                 raise AnalysisError(f"{name} must map variant keys to {expected.__name__}")
             object.__setattr__(self, name, MappingProxyType(dict(mapping)))
-        if not isinstance(self.assigned, Mapping):
-            raise AnalysisError("assigned must map variant keys to unit counts")
-        assigned = {key: non_negative_integer(f"assigned[{key!r}]", count) for key, count in self.assigned.items()}
-        object.__setattr__(self, "assigned", MappingProxyType(assigned))
+        for name in ("assigned", "without_observations"):
+            object.__setattr__(self, name, _unit_counts(name, getattr(self, name)))
         object.__setattr__(self, "incomplete_pairs", non_negative_integer("incomplete_pairs", self.incomplete_pairs))
+
+
+def _unit_counts(name: str, counts: object) -> Mapping[str, int]:
+    if not isinstance(counts, Mapping):
+        raise AnalysisError(f"{name} must map variant keys to unit counts")
+    return MappingProxyType({key: non_negative_integer(f"{name}[{key!r}]", count) for key, count in counts.items()})

@@ -39,7 +39,7 @@ class Outcome(StrEnum):
 
 
 class MetricRole(StrEnum):
-    """What a metric does in the decision: decides, only informs, or must not get worse."""
+    """What a metric is for: the primary decides, a secondary informs, a guardrail must not get worse."""
 
     PRIMARY = "primary"
     SECONDARY = "secondary"
@@ -47,7 +47,7 @@ class MetricRole(StrEnum):
 
 
 class Aggregation(StrEnum):
-    """How a unit's observations of a metric become its value (DESIGN.md part 2, "Metrics")."""
+    """How a unit's observations become its value: their sum (absent = 0) or their mean (absent = left out)."""
 
     SUM = "sum"
     MEAN = "mean"

@@ -22,7 +22,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 
 from analysis.errors import AnalysisError
 from analysis.pipeline import analyze, not_computable
-from analysis.types import AnalysisPlan, VariantPlan
+from analysis.types import AnalysisPlan, MetricPlan, VariantPlan
 from config.celery_app import app as celery_app
 from experiments import db
 from experiments.choices import AuditAction, Outcome, Status
@@ -31,7 +31,7 @@ from experiments.lock import UNLOCKS_AT, ensure_unlocked, lifted
 from experiments.models import AnalysisResult, Experiment
 from experiments.services.audit import audit_record
 from experiments.services.promotion import experiment_promote
-from experiments.unit_outcomes.read import analysis_data
+from experiments.unit_outcomes.read import analysis_data_by_metric
 
 logger = logging.getLogger(__name__)
 
@@ -114,10 +114,22 @@ def experiments_queue_due_analyses(*, now: datetime | None = None) -> list[int]:
 
 
 def analysis_plan(experiment: Experiment) -> AnalysisPlan:
-    """The frozen protocol as the pure analysis takes it."""
+    """The frozen protocol as the pure analysis takes it.
+
+    `protocol.metrics` (present only with more than part 1's one metric) lists the primary
+    first, then the others at positions 1, 2, ... (what their observations carry).
+    """
     protocol = experiment.protocol
     sizes = protocol["sample_size_per_variant"]
+    primary, *others = protocol.get("metrics") or [{"key": experiment.metric_key, "aggregation": "sum"}]
     return AnalysisPlan(
+        metric_key=primary["key"],
+        aggregation=primary["aggregation"],
+        metrics=tuple(
+            MetricPlan(key=m["key"], role=m["role"], metric_type=m["type"], direction=m["direction"],
+                       aggregation=m["aggregation"], margin=m["margin"])
+            for m in others
+        ),
         design=protocol["design"],
         metric_type=protocol["metric"]["type"],
         direction=protocol["metric"]["direction"],
@@ -180,8 +192,9 @@ def _computed(experiment: Experiment) -> dict:
     plan = analysis_plan(experiment)
     try:
         with transaction.atomic():  # a savepoint: a failed aggregate leaves the transaction usable
-            data = analysis_data(experiment)
-        return analyze(plan, data).to_dict()
+            by_position = analysis_data_by_metric(experiment)
+        others = {metric.key: by_position[position] for position, metric in enumerate(plan.metrics, start=1)}
+        return analyze(plan, by_position[0], others).to_dict()
     except (DataError, AnalysisError, ArithmeticError) as error:
         logger.warning("analysis of %s not computable: %s", experiment.key, error)
         return not_computable(plan, f"The data could not be analysed ({_first_line(error)}).").to_dict()

@@ -21,26 +21,11 @@ from analysis.hypothesis_tests import (
     welch_t_test,
 )
 from analysis.types import PairedSummary, SampleSummary
+from tests.analysis.summaries import close, paired, summary
 
 ALTERNATIVES = ("two-sided", "larger", "smaller")
 SCIPY_ALTERNATIVE = {"two-sided": "two-sided", "larger": "greater", "smaller": "less"}
 SEEDS = (0, 1, 2)
-
-
-def close(expected):
-    return pytest.approx(expected, rel=1e-9, abs=1e-12)
-
-
-def summary(values) -> SampleSummary:
-    values = np.asarray(values, dtype=float)
-    return SampleSummary(len(values), float(values.sum()), float((values * values).sum()))
-
-
-def paired(x, y) -> PairedSummary:
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    return PairedSummary(
-        len(x), float(x.sum()), float((x * x).sum()), float(y.sum()), float((y * y).sum()), float((x * y).sum())
-    )
 
 
 def assert_interval_matches(result, low, high, alternative):

@@ -12,13 +12,10 @@ from statsmodels.stats.proportion import confint_proportions_2indep, proportions
 
 from analysis.errors import AnalysisError
 from analysis.pipeline import AnalysisData, AnalysisPlan, VariantPlan, analyze, not_computable
-from analysis.types import PairedSummary, SampleSummary
+from analysis.types import SampleSummary
+from tests.analysis.summaries import ab_data, cc_data, close, summary
 
 KEYS = ("control", "green", "red")
-
-
-def close(expected):
-    return pytest.approx(expected, rel=1e-9, abs=1e-12)
 
 
 def make_plan(design, metric, *, weights=(1, 1), planned=100, direction="increase", alternative="two-sided",
@@ -27,37 +24,6 @@ def make_plan(design, metric, *, weights=(1, 1), planned=100, direction="increas
         VariantPlan(key, weight, i == 0, planned) for i, (key, weight) in enumerate(zip(KEYS, weights))
     )
     return AnalysisPlan(design, metric, direction, alternative, alpha, variants, incomplete_pairs_max_share=max_share)
-
-
-def summary(values) -> SampleSummary:
-    values = np.asarray(values, dtype=float)
-    return SampleSummary(len(values), float(values.sum()), float((values * values).sum()))
-
-
-def ab_data(values, assigned=None) -> AnalysisData:
-    """Per-unit values of every assigned unit (0 for units without an observation)."""
-    return AnalysisData(
-        arms={key: summary(v) for key, v in values.items()},
-        assigned=assigned if assigned is not None else {key: len(v) for key, v in values.items()},
-    )
-
-
-def cc_data(values) -> AnalysisData:
-    """values: variant -> one value per unit, NaN where the variant has none; the first key is the champion."""
-    champion, *challengers = values
-    matrix = np.vstack(list(values.values()))
-    seen = ~np.isnan(matrix).all(axis=0)
-    pairs = {}
-    for key in challengers:
-        both = ~np.isnan(values[champion]) & ~np.isnan(values[key])
-        x, y = values[champion][both], values[key][both]
-        pairs[key] = PairedSummary(int(both.sum()), float(x.sum()), float((x * x).sum()), float(y.sum()),
-                                   float((y * y).sum()), float((x * y).sum()))
-    return AnalysisData(
-        arms={key: summary(v[~np.isnan(v)]) for key, v in values.items()},
-        pairs=pairs,
-        incomplete_pairs=int((np.isnan(matrix).any(axis=0) & seen).sum()),
-    )
 
 
 def holm(p_values):

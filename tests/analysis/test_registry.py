@@ -7,6 +7,7 @@ import pytest
 from analysis.pipeline import hypothesis_test_name
 from analysis.power import round_up_sample_size
 from analysis.registry import PREREGISTERED_TESTS, preregistered_test
+from analysis.types import AnalysisData, PairedSummary, SampleSummary
 from analysis.vocabulary import Design, MetricType
 
 
@@ -33,3 +34,24 @@ def test_rounding_up_a_sample_size_ignores_float_noise_but_not_a_real_fraction()
     assert round_up_sample_size(100 * 1.1) == 110
     assert round_up_sample_size(300.001) == 301
     assert round_up_sample_size(299.2) == 300
+
+
+@pytest.mark.parametrize(
+    "design, metric_type, name",
+    [
+        ("ab", "binary", "two-proportion Wald z-test (non-inferiority)"),
+        ("ab", "continuous", "Welch t-test (non-inferiority)"),
+        ("champion_challenger", "continuous", "paired t-test (non-inferiority)"),
+        ("champion_challenger", "binary", "paired t-test (non-inferiority)"),
+    ],
+)
+def test_every_preregistered_test_has_its_guardrails_non_inferiority_test(design, metric_type, name):
+    test = preregistered_test(design, metric_type)
+    assert test.non_inferiority_name == name
+    arm = SampleSummary(4, 2.0, 2.0)
+    data = AnalysisData(
+        arms={"control": arm, "green": SampleSummary(4, 3.0, 3.0)},
+        pairs={"green": PairedSummary(4, 2.0, 2.0, 3.0, 3.0, 1.0)},
+    )
+    result = test.compare_non_inferiority(data, "control", "green", margin=0.5, direction="increase", alpha=0.05)
+    assert result.test == name and result.effect == 0.25
