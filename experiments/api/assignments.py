@@ -4,7 +4,8 @@ from urllib.parse import unquote_to_bytes
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers
-from rest_framework.fields import empty
+from rest_framework.exceptions import ErrorDetail
+from rest_framework.fields import Field
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -97,6 +98,26 @@ def raw_query_value_is_utf8(query_string: str, name: str) -> bool:
     return True
 
 
+def query_unit(request) -> str:
+    """The `unit` query parameter, parsed as `UnitField` would: ValidationError keyed "unit" otherwise.
+
+    `parse_unit` itself rather than a field: building a DRF Field (let alone a Serializer,
+    which deep-copies its fields) on every request is a visible share of this endpoint's
+    time (bench/assignment.py); the errors are the ones the field gave, codes included.
+    """
+    raw = request.query_params.get("unit")
+    if raw is None:
+        raise serializers.ValidationError({"unit": [ErrorDetail(Field.default_error_messages["required"],
+                                                                code="required")]})
+    try:
+        unit = parse_unit(raw)
+    except ValueError as error:
+        raise serializers.ValidationError({"unit": [ErrorDetail(str(error), code="invalid")]})
+    if "\ufffd" in unit and not raw_query_value_is_utf8(request.META.get("QUERY_STRING", ""), "unit"):
+        raise serializers.ValidationError({"unit": "Must be valid UTF-8 (percent-encoded)."})
+    return unit
+
+
 class AssignmentSerializer(serializers.Serializer):
     """DESIGN.md's assignment answer (documentation of the response)."""
 
@@ -127,15 +148,7 @@ class ExperimentAssignmentApi(APIView):
         responses={200: AssignmentSerializer, **error_responses(409)},
     )
     def get(self, request, key: str):
-        # The field alone, not a Serializer: building one costs a deep copy of its fields on
-        # every request, a visible share of this endpoint's time (bench/assignment.py).
-        unit_field = UnitField()
-        try:
-            unit = unit_field.run_validation(request.query_params.get("unit", empty))
-        except serializers.ValidationError as error:
-            raise serializers.ValidationError({"unit": error.detail})
-        if "\ufffd" in unit and not raw_query_value_is_utf8(request.META.get("QUERY_STRING", ""), "unit"):
-            raise serializers.ValidationError({"unit": "Must be valid UTF-8 (percent-encoded)."})
+        unit = query_unit(request)
         try:
             answer = assignment_for_unit(experiment_key=key, unit=unit)
         except Experiment.DoesNotExist:

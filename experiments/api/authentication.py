@@ -14,7 +14,6 @@ from hashlib import sha256
 from threading import Lock
 from typing import Any
 
-from cachetools import TTLCache
 from django.conf import settings
 from django.utils import timezone
 from rest_framework import authentication, exceptions
@@ -63,46 +62,53 @@ class VerifiedKeyCache:
 
     The raw token is never kept as a key: only its digest, so a memory dump of the cache
     gives nothing to authenticate with. The TTL is read from the settings on every use (a
-    change builds a new, empty cache); the clock is `time.monotonic`, so a wall-clock jump
-    cannot stretch the time a revoked key is still accepted.
+    change empties the cache); the clock is `time.monotonic`, so a wall-clock jump cannot
+    stretch the time a revoked key is still accepted.
+
+    A plain dict of digest -> (deadline, verified key): a hit, on every request of the hot
+    path, is one dict look-up and a clock read, without a lock (a dict's get, set and pop
+    are atomic, so threaded servers need none to read). Only `remember`, on a miss, takes the
+    lock, to bound the size without racing another thread's sweep.
     """
 
     MAX_KEYS = 10_000
 
     def __init__(self, *, timer=time.monotonic):
         self._timer = timer
-        self._lock = Lock()   # TTLCache is not thread-safe (threaded servers, the live test server)
+        self._lock = Lock()
         self._ttl: float | None = None
-        self._keys: TTLCache | None = None
+        self._keys: dict[bytes, tuple[float, VerifiedKey]] = {}
 
-    def _cache(self) -> TTLCache | None:
+    def _current_ttl(self) -> float:
         ttl = settings.AUTH_CACHE_SECONDS
-        if ttl <= 0:
-            return None
-        if ttl != self._ttl or self._keys is None:
-            self._ttl, self._keys = ttl, TTLCache(maxsize=self.MAX_KEYS, ttl=ttl, timer=self._timer)
-        return self._keys
+        if ttl != self._ttl:
+            self._ttl = ttl
+            self._keys = {}
+        return ttl
 
     def get(self, token: str) -> VerifiedKey | None:
-        with self._lock:
-            cache = self._cache()
-            return None if cache is None else cache.get(_digest(token))
+        if self._current_ttl() <= 0:
+            return None
+        entry = self._keys.get(_digest(token))
+        return entry[1] if entry is not None and entry[0] > self._timer() else None
 
     def remember(self, token: str, verified: VerifiedKey) -> None:
+        ttl = self._current_ttl()
+        if ttl <= 0:
+            return
+        now = self._timer()
         with self._lock:
-            cache = self._cache()
-            if cache is not None:
-                cache[_digest(token)] = verified
+            if len(self._keys) >= self.MAX_KEYS:
+                self._keys = {digest: entry for digest, entry in list(self._keys.items()) if entry[0] > now}
+                if len(self._keys) >= self.MAX_KEYS:
+                    self._keys = {}
+            self._keys[_digest(token)] = (now + ttl, verified)
 
     def forget(self, token: str) -> None:
-        with self._lock:
-            if self._keys is not None:
-                self._keys.pop(_digest(token), None)
+        self._keys.pop(_digest(token), None)
 
     def clear(self) -> None:
-        with self._lock:
-            if self._keys is not None:
-                self._keys.clear()
+        self._keys.clear()
 
 
 verified_keys = VerifiedKeyCache()

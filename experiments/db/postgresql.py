@@ -11,6 +11,9 @@ experiments.db chooses one module for the configured engine. Why each path is fa
   (INSERT ... SELECT ... ON CONFLICT DO NOTHING, so an `id` seen before is skipped and
   counted) and adds the ones inserted to the per-unit sums: no row goes through the ORM
   (bench/ingest.py).
+- A single first assignment commits without waiting for its WAL flush (store_assignment):
+  the row records what the hash already decided, so it need not be durable the moment the
+  answer leaves (bench/assignment.py).
 - Latency percentiles are `percentile_cont` in the database: no latency leaves it.
 - The analysis session gets room for its hash tables and no JIT (bench/analysis.py).
 - A CSV file is imported inside the database (experiments.db.postgresql_csv).
@@ -28,7 +31,8 @@ from django.db.models import Aggregate, Avg, Count, FloatField
 from experiments.db.postgresql_csv import import_csv
 from experiments.db.postgresql_sums import add_from_sql, rebuild_unit_outcomes
 from experiments.db.rows import Latency
-from experiments.db.shared import experiment_state_row, store_assignment
+from experiments.db import shared
+from experiments.db.shared import experiment_state_row
 from experiments.models import Assignment, Experiment, Observation
 from experiments.unit_outcomes.write import Pairing
 
@@ -51,6 +55,16 @@ _STORE_MANY_SQL = (
     "SELECT %(experiment_id)s, unit, variant_id::bigint, %(now)s FROM ROWS FROM "
     "(json_array_elements_text(%(units)s::json), json_array_elements_text(%(variant_ids)s::json)) AS new(unit, variant_id) "
     "ON CONFLICT (experiment_id, unit) DO NOTHING RETURNING unit"
+)
+
+# `set_config(..., true)` is SET LOCAL inside the statement: it lasts until the end of the
+# statement's own transaction (autocommit), whose commit is the one it makes asynchronous.
+# The one-time WHERE evaluates it once, before the row is inserted.
+_STORE_ONE_ASYNC_SQL = (
+    f"INSERT INTO {ASSIGNMENTS} (experiment_id, unit, variant_id, assigned_at) "
+    "SELECT %(experiment_id)s, %(unit)s, %(variant_id)s, %(now)s "
+    "WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL "
+    "ON CONFLICT (experiment_id, unit) DO NOTHING RETURNING variant_id"
 )
 
 _INCOMING_TABLE_SQL = (
@@ -86,6 +100,38 @@ def store_assignments(experiment_id: int, rows: list[tuple[str, int]], now: date
                                          "units": _json([unit for unit, _ in rows]),
                                          "variant_ids": _json([variant_id for _, variant_id in rows])})
         return {unit for (unit,) in cursor.fetchall()}
+
+
+def store_assignment(experiment_id: int, unit: str, variant_id: int, now: datetime) -> int | None:
+    """Store one first assignment in one statement: its variant id, or None if a stored row won.
+
+    Outside a transaction the statement commits with `synchronous_commit = off`: it returns
+    once the row is committed in memory, without waiting for the WAL to reach the disk (a
+    third of a first-time request, and a sync worker idle meanwhile: bench/assignment.py).
+    Why that is safe for this row, and only this one:
+
+    - The row is a record, not the source of truth: with the weights frozen once started and
+      the traffic only rising while running, the hash gives the unit the same variant on any
+      later request, and that request stores the row again.
+    - Only a PostgreSQL or machine crash loses anything (never the application's, nor a clean
+      shutdown): the rows committed in the last few hundred milliseconds (3 x wal_writer_delay,
+      600 ms by default). Nothing is corrupted; the database is consistent, merely earlier.
+    - Any later synchronous commit flushes the WAL up to itself, so an observation accepted
+      for the unit (or any other write after it) makes its assignment durable too: an accepted
+      observation never outlives its assignment row.
+    - A client that assigns locally stores its rows through the exposures endpoint, in batches
+      committed synchronously (store_assignments).
+
+    Inside a transaction (a caller's `atomic`) the caller's commit decides, so the plain
+    statement is used: SET LOCAL would make every write of that transaction asynchronous.
+    """
+    if connection.in_atomic_block:
+        return shared.store_assignment(experiment_id, unit, variant_id, now)
+    with connection.cursor() as cursor:
+        cursor.execute(_STORE_ONE_ASYNC_SQL, {"experiment_id": experiment_id, "unit": unit,
+                                              "variant_id": variant_id, "now": now})
+        inserted = cursor.fetchone()
+    return inserted[0] if inserted else None
 
 
 def insert_observations(experiment_id: int, pairing: list[Pairing], records: list[tuple], now: datetime) -> int:

@@ -76,6 +76,10 @@ class AssignmentAnswer(NamedTuple):
     in_experiment: bool
     shadow: tuple[str, ...] = ()
 
+    def for_unit(self, unit: str) -> "AssignmentAnswer":
+        """The same answer for another unit (cheaper than `_replace`, which goes through `_make`)."""
+        return AssignmentAnswer(self.experiment, unit, self.variant, self.payload, self.in_experiment, self.shadow)
+
     def as_dict(self) -> dict[str, Any]:
         return {"experiment": self.experiment, "unit": self.unit, "variant": self.variant,
                 "payload": self.payload, "in_experiment": self.in_experiment, "shadow": list(self.shadow)}
@@ -254,17 +258,22 @@ def store_first_assignments(state: ExperimentState, firsts: dict[str, ServedVari
 def assignment_for_unit(*, experiment_key: str, unit: str) -> AssignmentAnswer:
     """One unit's sticky assignment in one experiment, stored before it is returned.
 
-    A unit this worker has not seen, of an experiment whose state it holds and that still takes
-    new units, goes straight to the insert when the hash includes it: one round trip instead
-    of a look-up and an insert. That is safe because a unit's first variant is the hash's
+    With the experiment's state cached (never a draft's), a unit this worker has stored or
+    read is answered from memory, and a unit it has not seen goes straight to the insert when
+    the experiment still takes new units and the hash includes it: one round trip instead of
+    a look-up and an insert. That is safe because a unit's first variant is the hash's
     whichever request stores it (weights never change once started), and a row stored
     meanwhile wins (`_store_one` reads it back).
     """
     cached = serving_cache.state(experiment_key)
-    if cached is not None and cached.accepts_new_units and serving_cache.assignment(cached, unit) is None:
-        first = first_variant(cached, unit)
-        if first is not None:
-            return _answer(cached, unit, cached.variant(id=_store_one(cached, unit, first)))
+    if cached is not None:
+        remembered = serving_cache.assignment(cached, unit)
+        if remembered is not None:
+            return _answer(cached, unit, cached.variant(id=remembered))
+        if cached.accepts_new_units:
+            first = first_variant(cached, unit)
+            if first is not None:
+                return _answer(cached, unit, cached.variant(id=_store_one(cached, unit, first)))
     state, stored_variant_id = experiment_state(experiment_key, unit=unit)
     check_servable(state)
     if stored_variant_id is not None:
@@ -288,8 +297,12 @@ def _answers_in_bulk(state: ExperimentState, units: list[str]) -> list[Assignmen
     firsts = first_variants(state, [unit for unit in distinct if unit not in stored])
     if firsts:
         stored.update(store_first_assignments(state, firsts)[0])
-    by_id = {v.id: v for v in state.variants}
-    return [_answer(state, unit, by_id.get(stored.get(unit))) for unit in units]
+    # An answer depends on the unit only through its stored variant, so the rules in `_answer`
+    # run once per variant (and once for "not in") and each unit gets a copy: a fifth of the
+    # time `_answer` per unit took to build a 10,000-unit answer (bench/assignment.py).
+    by_variant = {v.id: _answer(state, "", v) for v in state.variants}
+    not_in = _answer(state, "", None)
+    return [by_variant.get(stored.get(unit), not_in).for_unit(unit) for unit in units]
 
 
 def assignments_for_live_experiments(*, unit: str) -> list[AssignmentAnswer]:
