@@ -5,6 +5,7 @@ from django.contrib import admin
 from experiments.admin.forms import DefinitionRowsFormSet, MetricForm, VariantForm
 from experiments.choices import Status
 from experiments.definitions.fields import METRIC_FIELDS
+from experiments.limits import MAX_METRICS
 from experiments.models import AuditEvent, Metric, Variant
 from experiments.permissions import ADD, CHANGE, VIEW
 
@@ -60,6 +61,7 @@ class MetricInline(DefinitionRowsInline):
     fields = METRIC_FIELDS
     verbose_name = "secondary metric or guardrail"
     verbose_name_plural = "secondary metrics and guardrails"
+    max_num = MAX_METRICS - 1  # hides "Add another" at the limit; the definition rules refuse more
 
 
 class AuditTrailInline(admin.TabularInline):

@@ -7,6 +7,7 @@ import pytest
 
 from experiments.definitions.fields import METRIC_FIELDS, experiment_definition
 from experiments.definitions.planning import sample_plan
+from experiments.limits import MAX_METRICS
 from experiments.models import AuditEvent, Experiment, Metric, Variant
 from experiments.services.lifecycle import experiment_start
 from tests.experiments.admin.pages import (
@@ -150,6 +151,21 @@ def test_the_admin_refuses_the_metric_lists_the_api_refuses_on_the_rows_the_api_
             shown = metric_rows_shown[int(index) - 1].errors[{"type": "metric_type"}.get(field, field)]
         for message in messages:
             assert message in shown, (path, shown)
+
+
+@pytest.mark.django_db
+def test_more_than_twenty_metrics_are_refused_and_nothing_is_written(experimenter_admin):
+    secondary = [{"key": f"m{index}", "name": f"Metric {index}", "type": "binary", "role": "secondary"}
+                 for index in range(MAX_METRICS)]
+    body = metrics_body(metrics=[metrics_body()["metrics"][0], *secondary])
+    before = rows()
+
+    response = experimenter_admin.post(ADD_URL, add_form_data(body))
+
+    assert response.status_code == 200
+    assert rows() == before
+    assert response.context["adminform"].form.non_field_errors() == [
+        f"Give at most {MAX_METRICS} metrics (one primary); got {MAX_METRICS + 1}."]
 
 
 @pytest.mark.django_db
