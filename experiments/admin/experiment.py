@@ -8,7 +8,7 @@ from django.contrib.admin.utils import construct_change_message
 from django.http import HttpResponseRedirect
 
 from experiments.admin.forms import ExperimentAdminForm
-from experiments.admin.inlines import AuditTrailInline, VariantInline
+from experiments.admin.inlines import AuditTrailInline, MetricInline, VariantInline
 from experiments.admin.lifecycle import ACTIONS, available_actions, error_text
 from experiments.admin.panels import ExperimentPanels, report_url
 from experiments.admin.preview import power_preview
@@ -37,14 +37,14 @@ class ExperimentAdmin(ExperimentPanels, ExperimentViews, admin.ModelAdmin):
     search_fields = ("key", "name")
     list_per_page = 50
     actions = None
-    inlines = (VariantInline, AuditTrailInline)
+    inlines = (VariantInline, MetricInline, AuditTrailInline)
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("result", "concluded_variant").prefetch_related(
-            "variants")
+            "variants", "metrics")
 
     def get_inlines(self, request, obj):
-        return [VariantInline, AuditTrailInline] if obj is not None else [VariantInline]
+        return [VariantInline, MetricInline, AuditTrailInline] if obj is not None else [VariantInline, MetricInline]
 
     def has_change_permission(self, request, obj=None) -> bool:
         # Only a draft (everything) or a running test (its traffic) has anything left to edit.
@@ -62,8 +62,10 @@ class ExperimentAdmin(ExperimentPanels, ExperimentViews, admin.ModelAdmin):
         protocol = [
             ("Question", {"fields": ["key", "name", "hypothesis", "design", *(["follows"] if obj is None else [])],
                           "description": "What is tested, and how units are split between the versions."}),
-            ("Metric", {"fields": ["metric_name", "metric_type", "metric_direction", "baseline_mean", "baseline_sd"],
-                        "description": "The one number that decides, and what it is today."}),
+            ("Metric", {"fields": ["metric_name", "metric_key", "metric_type", "metric_direction",
+                                   "metric_aggregation", "baseline_mean", "baseline_sd"],
+                        "description": "The primary metric: the one number that decides, and what it is today. "
+                                       "Secondary metrics and guardrails are listed below the variants."}),
             ("Effect and power", {"fields": ["mde", "sample_size_per_variant", "alpha", "power", "alternative"],
                                   "description": "Give the smallest change worth detecting or the sample size "
                                                  "per variant, not both: the other is computed."}),
@@ -122,7 +124,7 @@ class ExperimentAdmin(ExperimentPanels, ExperimentViews, admin.ModelAdmin):
             experiment_update(experiment=obj, actor=request.user, changes=changes)
 
     def save_related(self, request, form, formsets, change):
-        """Nothing to do: the services wrote the variants with the experiment."""
+        """Nothing to do: the services wrote the variants and metrics with the experiment."""
 
     def construct_change_message(self, request, form, formsets, add=False):
         return construct_change_message(form, [], add)  # the formsets were never saved themselves

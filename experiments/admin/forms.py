@@ -1,10 +1,11 @@
 """The admin's experiment forms: the API's definition rules mapped onto form fields, and the power preview.
 
 The admin asks the same service as the REST API (`experiment_definition_check`), on the
-same flat definition dict (model field names plus `variants`, and `from` for a follow-up),
-so that both reject exactly the same definitions with the same words. Only the error paths are translated: `metric.type` goes
-to the metric_type field, `variants[1].weight` to the weight of the second variant row,
-and `variants` to the form's non-field errors.
+same flat definition dict (model field names plus `variants` and `metrics`, and `from` for a
+follow-up), so that both reject exactly the same definitions with the same words. Only the error
+paths are translated: `metric.type` goes to the metric_type field, `variants[1].weight` to the
+weight of the second variant row, `metrics[0].margin` to the margin of the first metric row, and
+`variants` or `metrics` to the form's non-field errors.
 """
 
 import re
@@ -18,14 +19,15 @@ from django.utils.dateparse import parse_duration
 
 from experiments.choices import Status
 from experiments.definitions.durations import iso_duration
-from experiments.definitions.fields import DEFINITION_FIELDS, experiment_definition
+from experiments.definitions.fields import DEFINITION_FIELDS, METRIC_FIELDS, default_metric_key, experiment_definition
 from experiments.definitions.rules import FIELD_PATHS
 from experiments.limits import MAX_REASON_LENGTH
-from experiments.models import Experiment, Variant
+from experiments.models import Experiment, Metric, Variant
 from experiments.services.definition import RUNNING_EDITABLE_FIELDS, experiment_definition_check
 
 FIELDS_BY_PATH = {**{path: field for field, path in FIELD_PATHS.items()}, "from": "follows"}
-VARIANT_PATH = re.compile(r"^variants\[(\d+)\]\.(\w+)$")
+ROW_LISTS = ("variants", "metrics")  # the definition's lists, each edited as an inline of rows
+ROW_PATH = re.compile(r"^(variants|metrics)\[(\d+)\]\.(\w+)$")
 
 # Plain words for people who define experiments; the model's help texts are written for developers.
 HELP_TEXTS = {
@@ -39,6 +41,10 @@ HELP_TEXTS = {
               "background, by each new model (the challengers).",
     "metric_name": "The one number that decides the test, e.g. checkout_conversion or revenue_per_user. "
                    "Services send its values as observations.",
+    "metric_key": "Optional: what services name in an observation's metric, e.g. conversion. Left empty, it "
+                  "is made from the name (checkout_conversion gives checkout_conversion).",
+    "metric_aggregation": "How a unit's values become its number: their sum (for a binary metric, whether any "
+                          "is 1), or their average, for waiting times and other per-event measures.",
     "metric_type": "Binary when each unit either does it or not (1 or 0, e.g. a purchase); continuous "
                    "for amounts such as revenue, a waiting time or a model's loss.",
     "metric_direction": "Whether a higher or a lower value is good news: higher for a conversion, "
@@ -75,6 +81,21 @@ VARIANT_HELP_TEXTS = {
     "payload": "Optional JSON sent with the assignment, e.g. {\"color\": \"green\"}.",
 }
 
+METRIC_HELP_TEXTS = {
+    "key": "Optional: what services name in an observation's metric, e.g. latency_ms; made from the name "
+           "when left empty. Unique in the experiment.",
+    "name": "A title for reports, e.g. Page latency.",
+    "role": "Secondary: reported to learn from, never decides. Guardrail: a challenger is promoted only if it "
+            "is shown not to be worse than the control by more than the margin.",
+    "metric_type": "Binary for a 0/1 outcome per unit; continuous for amounts and durations.",
+    "direction": "Whether a higher or a lower value is good news.",
+    "aggregation": "Sum of a unit's values (binary: any 1), or their average (e.g. a page's latency).",
+    "baseline_mean": "Today's average for the current version; a guardrail's rate for a binary A/B metric.",
+    "baseline_sd": "Its standard deviation per unit (champion/challenger: of the paired difference); a "
+                   "continuous guardrail needs it to be planned.",
+    "margin": "Guardrails only: the largest harm you accept, in the metric's own units (5 = 5 ms more).",
+}
+
 
 class IsoDurationFormField(forms.DurationField):
     """A duration typed and shown as ISO 8601 (P14D, PT30S), as the API takes it."""
@@ -88,7 +109,18 @@ class IsoDurationFormField(forms.DurationField):
         return iso_duration(value) if isinstance(value, timedelta) else value
 
 
-class VariantForm(forms.ModelForm):
+class DefinitionRowForm(forms.ModelForm):
+    """One row of an inline that is a list of the definition (a variant, a metric)."""
+
+    def _post_clean(self):
+        # A row is never saved through this form: experiment_create/experiment_update write
+        # the rows. So the model's constraints (positive weight, one control, unique key)
+        # are not checked here, where they would repeat in other words what the definition
+        # rules already say about the row.
+        pass
+
+
+class VariantForm(DefinitionRowForm):
     """One variant row of the inline."""
 
     class Meta:
@@ -97,46 +129,63 @@ class VariantForm(forms.ModelForm):
         help_texts = VARIANT_HELP_TEXTS
         widgets = {"payload": forms.TextInput(attrs={"size": 30})}
 
-    def _post_clean(self):
-        # A row is never saved through this form: experiment_create/experiment_update write
-        # the variants. So the model's constraints (positive weight, one control, unique key)
-        # are not checked here, where they would repeat in other words what the definition
-        # rules already say about the row.
-        pass
+    def definition_row(self) -> dict[str, Any]:
+        cleaned = getattr(self, "cleaned_data", {})
+        return {
+            "key": cleaned.get("key"),
+            "weight": cleaned.get("weight"),
+            "is_control": bool(cleaned.get("is_control")),
+            "payload": cleaned.get("payload") or {},
+        }
 
 
-class VariantInlineFormSet(BaseInlineFormSet):
-    """The variant rows; they become the definition's `variants` list in row order."""
+class MetricForm(DefinitionRowForm):
+    """One secondary metric or guardrail row of the inline; its key, as in the API, may be left to the name."""
+
+    class Meta:
+        model = Metric
+        fields = METRIC_FIELDS
+        help_texts = METRIC_HELP_TEXTS
+        widgets = {"name": forms.TextInput(attrs={"size": 20}), "key": forms.TextInput(attrs={"size": 14})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["key"].required = False
+
+    def definition_row(self) -> dict[str, Any]:
+        cleaned = getattr(self, "cleaned_data", {})
+        row = {field: cleaned.get(field) for field in METRIC_FIELDS}
+        if not row["key"] and row["name"]:
+            row["key"] = default_metric_key(row["name"])
+        return row
+
+
+class DefinitionRowsFormSet(BaseInlineFormSet):
+    """An inline's rows as one of the definition's lists (`variants`, `metrics`), in row order."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # The admin builds its inline formsets around the experiment form's own instance
         # before it validates that form (ModelAdmin._changeform_view); leaving the formset
-        # there lets the form's clean() check the whole definition, variants included.
-        self.instance.admin_variant_formset = self
+        # there lets the form's clean() check the whole definition, these rows included.
+        self.instance.__dict__.setdefault("admin_row_formsets", {})[self.definition_list()] = self
+
+    @classmethod
+    def definition_list(cls) -> str:
+        return cls.get_default_prefix()  # the related name: "variants" or "metrics"
 
     def clean(self):
         # Duplicate keys are one of the definition rules, reported on the row in the API's words.
         pass
 
     def definition_forms(self) -> list[forms.Form]:
-        """The rows that are variants: in order, without deleted rows and untouched blank ones."""
+        """The rows that are in the list: in order, without deleted rows and untouched blank ones."""
         self.is_valid()  # cleans every row once; cached
         return [
             form for form in self.forms
             if not (self.can_delete and getattr(form, "cleaned_data", {}).get(DELETION_FIELD_NAME))
             and (form.has_changed() or form not in self.extra_forms)
         ]
-
-
-def variant_from_form(form: forms.Form) -> dict[str, Any]:
-    cleaned = getattr(form, "cleaned_data", {})
-    return {
-        "key": cleaned.get("key"),
-        "weight": cleaned.get("weight"),
-        "is_control": bool(cleaned.get("is_control")),
-        "payload": cleaned.get("payload") or {},
-    }
 
 
 class ExperimentAdminForm(forms.ModelForm):
@@ -164,7 +213,7 @@ class ExperimentAdminForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
-        self.variant_forms: list[forms.Form] = []
+        self.row_forms: dict[str, list[forms.Form]] = {name: [] for name in ROW_LISTS}
         if self.instance.pk is not None and self.instance.status != Status.DRAFT:
             # Started: only the running-editable fields are in the form; the rest is frozen.
             self.definition = {**experiment_definition(self.instance),
@@ -179,10 +228,10 @@ class ExperimentAdminForm(forms.ModelForm):
     def _draft_definition(self, cleaned: dict[str, Any]) -> dict[str, Any]:
         stored = experiment_definition(self.instance) if self.instance.pk is not None else {}
         definition = {**stored, **{name: cleaned.get(name) for name in DEFINITION_FIELDS if name in self.fields}}
-        formset = getattr(self.instance, "admin_variant_formset", None)
-        if formset is not None and formset.is_bound:
-            self.variant_forms = formset.definition_forms()
-            definition["variants"] = [variant_from_form(form) for form in self.variant_forms]
+        for name, formset in self._row_formsets().items():
+            if formset.is_bound:
+                self.row_forms[name] = formset.definition_forms()
+                definition[name] = [form.definition_row() for form in self.row_forms[name]]
         definition.setdefault("variants", [])
         if cleaned.get("follows") is not None:
             definition["from"] = cleaned["follows"].key
@@ -194,9 +243,9 @@ class ExperimentAdminForm(forms.ModelForm):
                 self._add_definition_error(path, message)
 
     def _add_definition_error(self, path: str, message: str) -> None:
-        match = VARIANT_PATH.match(path)
-        if match and int(match[1]) < len(self.variant_forms):
-            form, field = self.variant_forms[int(match[1])], match[2]
+        match = ROW_PATH.match(path)
+        if match and int(match[2]) < len(self.row_forms[match[1]]):
+            form, field = self.row_forms[match[1]][int(match[2])], match[3]
             if field not in form.errors:  # a value that did not even parse already says so
                 form.add_error(field if field in form.fields else None, message)
             return
@@ -204,19 +253,23 @@ class ExperimentAdminForm(forms.ModelForm):
         if field in self.fields:
             if field not in self.errors:
                 self.add_error(field, message)
-        elif path == "variants":
+        elif path in ROW_LISTS:
             self.add_error(None, message)
         else:
             label = Experiment._meta.get_field(field).verbose_name if field in DEFINITION_FIELDS else path
             self.add_error(None, f"{str(label).capitalize()}: {message}")
 
+    def _row_formsets(self) -> dict[str, DefinitionRowsFormSet]:
+        return getattr(self.instance, "admin_row_formsets", {})
+
     def definition_changes(self) -> dict[str, Any]:
-        """What an edit changes, for `experiment_update`: the changed fields, and the variants if touched."""
+        """What an edit changes, for `experiment_update`: the changed fields, and each list of rows if touched."""
         names = [name for name in self.changed_data if name in DEFINITION_FIELDS]
         changes = {name: self.definition[name] for name in names}
-        formset = getattr(self.instance, "admin_variant_formset", None)
-        if self.instance.status == Status.DRAFT and formset is not None and formset.has_changed():
-            changes["variants"] = self.definition["variants"]
+        if self.instance.status == Status.DRAFT:
+            for name, formset in self._row_formsets().items():
+                if formset.has_changed():
+                    changes[name] = self.definition[name]
         return changes
 
 

@@ -1,24 +1,24 @@
-"""The experiment page's inlines: its variants (editable while a draft) and its audit trail (read-only)."""
+"""The experiment page's inlines: its variants and its other metrics (editable while a draft), its audit trail (read-only)."""
 
 from django.contrib import admin
 
-from experiments.admin.forms import VariantForm, VariantInlineFormSet
+from experiments.admin.forms import DefinitionRowsFormSet, MetricForm, VariantForm
 from experiments.choices import Status
-from experiments.models import AuditEvent, Variant
+from experiments.definitions.fields import METRIC_FIELDS
+from experiments.limits import MAX_METRICS
+from experiments.models import AuditEvent, Metric, Variant
 from experiments.permissions import ADD, CHANGE, VIEW
 
 
-class VariantInline(admin.TabularInline):
-    """The arms; editable while a draft, by whoever may add or change experiments."""
+class DefinitionRowsInline(admin.TabularInline):
+    """Rows of one of the definition's lists; editable while a draft, by whoever may add or change experiments."""
 
-    model = Variant
-    form = VariantForm
-    formset = VariantInlineFormSet
-    fields = ("key", "weight", "is_control", "payload")
+    formset = DefinitionRowsFormSet
     ordering = ("position", "id")
+    extra_on_add = 1  # empty rows offered on the add page; none on an existing experiment
 
     def get_extra(self, request, obj=None, **kwargs) -> int:
-        return 2 if obj is None else 0
+        return self.extra_on_add if obj is None else 0
 
     def _can_edit(self, request, obj) -> bool:
         if obj is None:
@@ -36,6 +36,32 @@ class VariantInline(admin.TabularInline):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return self._can_edit(request, obj)
+
+
+class VariantInline(DefinitionRowsInline):
+    """The arms."""
+
+    model = Variant
+    form = VariantForm
+    fields = ("key", "weight", "is_control", "payload")
+    extra_on_add = 2
+
+
+class MetricInline(DefinitionRowsInline):
+    """The secondary metrics and guardrails (the definition's `metrics`), in their order.
+
+    Decision: the primary metric stays in the experiment's own form (its Metric fieldset, where
+    part 1 put it: name, key, type, direction, aggregation, baselines, and the mde beside the
+    power), so that a part-1 experiment reads as before and the one number that decides is never
+    one row among others; this inline holds only the others, as `Metric` rows do.
+    """
+
+    model = Metric
+    form = MetricForm
+    fields = METRIC_FIELDS
+    verbose_name = "secondary metric or guardrail"
+    verbose_name_plural = "secondary metrics and guardrails"
+    max_num = MAX_METRICS - 1  # hides "Add another" at the limit; the definition rules refuse more
 
 
 class AuditTrailInline(admin.TabularInline):

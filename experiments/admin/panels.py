@@ -5,6 +5,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.timesince import timeuntil
 
+from experiments.admin.preview import frozen_metric_tests
 from experiments.choices import Status
 from experiments.lock import ResultState, is_locked, result_state, visible_result
 from experiments.models import Experiment
@@ -54,7 +55,7 @@ class ExperimentPanels:
         protocol = obj.protocol or {}
         sizes = [(v["key"], protocol["sample_size_per_variant"][v["key"]]) for v in protocol.get("variants", [])]
         return render_to_string(f"{TEMPLATES}/frozen_protocol.html",
-                                {"experiment": obj, "protocol": protocol, "sizes": sizes})
+                                {"experiment": obj, "protocol": protocol, "sizes": sizes, **frozen_metric_tests(obj)})
 
     @admin.display(description="progress")
     def progress_summary(self, obj):

@@ -1,13 +1,15 @@
-"""The admin's power preview: the sample size a draft would freeze, and how many days it needs."""
+"""The admin's power preview: the sample size a draft would freeze, each metric's test, and how many days it needs."""
 
 import math
+from dataclasses import asdict
 from typing import Any
 
 from analysis.errors import AnalysisError
-from experiments.choices import Design
+from experiments.choices import Design, MetricRole
 from experiments.definitions.durations import iso_duration
 from experiments.definitions.fields import experiment_definition
-from experiments.definitions.planning import planned_sample
+from experiments.definitions.planning import sample_plan
+from experiments.definitions.protocol import frozen_protocol_metrics
 from experiments.definitions.rules import definition_warnings
 from experiments.models import Experiment
 from experiments.services.definition import experiment_definition_check
@@ -15,7 +17,7 @@ from experiments.services.definition import experiment_definition_check
 
 def power_preview(definition: dict[str, Any] | None, *, daily_units: int | None,
                   experiment: Experiment | None = None) -> dict[str, Any]:
-    """The sample size a draft would freeze if started now, and how many days it needs.
+    """The sample size a draft would freeze if started now, each metric's test (`sample_plan`'s), and the days needed.
 
     Days needed = the longest time any variant takes to reach its planned size, each variant
     getting daily units x traffic share x its weight share (for A/B). With sizes that follow
@@ -25,6 +27,7 @@ def power_preview(definition: dict[str, Any] | None, *, daily_units: int | None,
     preview: dict[str, Any] = {
         "sample_size_per_variant": None, "mde": None, "total_units": None, "expected_daily_units": daily_units,
         "days_needed": None, "duration_days": None, "duration": None, "warnings": [], "errors": {},
+        "tests": [], "power_sentence": None,
     }
     if not definition:
         return preview
@@ -34,19 +37,53 @@ def power_preview(definition: dict[str, Any] | None, *, daily_units: int | None,
         return preview
     definition = check.whole
     try:
-        mde, sizes = planned_sample(definition)
+        plan = sample_plan(definition)
     except (AnalysisError, ArithmeticError, KeyError, StopIteration) as error:
         preview["errors"] = {"mde": [str(error)]}
         return preview
-    return _schedule(preview, definition, mde=mde, sizes=sizes, daily_units=daily_units)
+    preview.update(metric_tests([asdict(test) for test in plan.tests], planned_power=definition["power"]))
+    return _schedule(preview, definition, mde=plan.mde, sizes=plan.sample_size_per_variant, daily_units=daily_units)
 
 
 def frozen_preview(experiment: Experiment, *, daily_units: int | None) -> dict[str, Any]:
     """The same figures for a started experiment, from its frozen protocol (no outcome in it)."""
     protocol = experiment.protocol or {}
-    preview: dict[str, Any] = {"expected_daily_units": daily_units, "warnings": [], "errors": {}}
+    preview: dict[str, Any] = {"expected_daily_units": daily_units, "warnings": [], "errors": {},
+                               **frozen_metric_tests(experiment)}
     return _schedule(preview, experiment_definition(experiment), mde=protocol.get("mde"),
                      sizes=protocol.get("sample_size_per_variant") or {}, daily_units=daily_units)
+
+
+def frozen_metric_tests(experiment: Experiment) -> dict[str, Any]:
+    """`metric_tests` of a started experiment: its protocol's `metrics` (a part-1 protocol's one test)."""
+    protocol = experiment.protocol
+    if not protocol:
+        return metric_tests([], planned_power=None)
+    return metric_tests(frozen_protocol_metrics(protocol, metric_key=experiment.metric_key),
+                        planned_power=protocol["power"])
+
+
+def metric_tests(tests: list[dict[str, Any]], *, planned_power: float | None) -> dict[str, Any]:
+    """Each metric's planned test as shown (role, key, test, power, need, whether it sets the sample),
+    and the sentence that explains the corrected power when guardrails raised it.
+
+    `tests` are `MetricTestPlan`s as dicts or frozen `protocol.metrics` entries: the same keys.
+    """
+    rows = [{"key": t["key"], "role": t["role"], "test": t["test"], "power": t["power"],
+             "power_percent": percent(t["power"]), "sample_size_per_variant": t["sample_size_per_variant"],
+             "sets_sample": t["sets_sample"]} for t in tests]
+    guardrails = sum(1 for t in tests if t["role"] == MetricRole.GUARDRAIL)
+    sentence = None
+    if guardrails and planned_power is not None:
+        sentence = (f"Spotify's beta correction: every test is planned at power {percent(rows[0]['power'])} so that "
+                    f"the decision keeps {percent(planned_power)} with {guardrails} "
+                    f"guardrail{'s' if guardrails > 1 else ''}.")
+    return {"tests": rows, "power_sentence": sentence}
+
+
+def percent(share: float | None) -> str | None:
+    """0.9333 as "93.3%", 0.8 as "80%"."""
+    return None if share is None else f"{100 * share:.1f}".removesuffix(".0") + "%"
 
 
 def _schedule(preview: dict[str, Any], definition: dict[str, Any], *, mde, sizes: dict[str, int],

@@ -9,7 +9,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from experiments.admin.forms import StopForm
-from experiments.admin.inlines import VariantInline
+from experiments.admin.inlines import DefinitionRowsInline
 from experiments.admin.lifecycle import ACTIONS, available_actions, error_text
 from experiments.admin.panels import TEMPLATES
 from experiments.admin.preview import frozen_preview, power_preview
@@ -70,10 +70,14 @@ class ExperimentViews:
 
     def _bound_definition(self, request, obj):
         form = self.get_form(request, obj, change=obj is not None)(request.GET, instance=obj)
-        inline = next(i for i in self.get_inline_instances(request, obj) if isinstance(i, VariantInline))
-        formset_class = inline.get_formset(request, obj)
-        formset_class(request.GET, instance=form.instance, prefix=formset_class.get_default_prefix(),
-                      queryset=inline.get_queryset(request))
+        for inline in self.get_inline_instances(request, obj):
+            if not isinstance(inline, DefinitionRowsInline):
+                continue
+            formset_class = inline.get_formset(request, obj)
+            prefix = formset_class.get_default_prefix()
+            if f"{prefix}-TOTAL_FORMS" in request.GET:  # rows the page did not send keep their stored values
+                formset_class(request.GET, instance=form.instance, prefix=prefix,
+                              queryset=inline.get_queryset(request))
         form.is_valid()
         return form.definition
 

@@ -32,10 +32,14 @@ def _text(value) -> str:
     return "" if value is None else str(value)
 
 
+def management_form(prefix: str, rows: int) -> dict[str, str]:
+    return {f"{prefix}-TOTAL_FORMS": str(rows), f"{prefix}-INITIAL_FORMS": "0",
+            f"{prefix}-MIN_NUM_FORMS": "0", f"{prefix}-MAX_NUM_FORMS": "1000"}
+
+
 def variant_rows(variants: list[dict], prefix: str = "variants") -> dict[str, str]:
     """New variant rows (as on the add page): the management form and one row per variant."""
-    data = {f"{prefix}-TOTAL_FORMS": str(len(variants)), f"{prefix}-INITIAL_FORMS": "0",
-            f"{prefix}-MIN_NUM_FORMS": "0", f"{prefix}-MAX_NUM_FORMS": "1000"}
+    data = management_form(prefix, len(variants))
     for index, variant in enumerate(variants):
         data[f"{prefix}-{index}-key"] = _text(variant.get("key"))
         data[f"{prefix}-{index}-weight"] = _text(variant.get("weight", 1))
@@ -45,13 +49,40 @@ def variant_rows(variants: list[dict], prefix: str = "variants") -> dict[str, st
     return data
 
 
+# A part-2 metrics item's fields -> the metric row's form fields.
+METRIC_ROW_FIELDS = {"key": "key", "name": "name", "role": "role", "type": "metric_type", "direction": "direction",
+                     "aggregation": "aggregation", "baseline_mean": "baseline_mean", "baseline_sd": "baseline_sd",
+                     "margin": "margin"}
+
+
+def metric_rows(metrics: list[dict], prefix: str = "metrics") -> dict[str, str]:
+    """New secondary metric and guardrail rows (API metrics items), with the defaults the add page shows."""
+    data = management_form(prefix, len(metrics))
+    for index, metric in enumerate(metrics):
+        metric = {"direction": "increase", "aggregation": "sum", **metric}
+        for name, field in METRIC_ROW_FIELDS.items():
+            data[f"{prefix}-{index}-{field}"] = _text(metric.get(name))
+    return data
+
+
 def add_form_data(body: dict, *, expected_daily_units: int | None = None) -> dict[str, str]:
-    """The add form filled in with an API create body (tests/experiments/api/definitions.py)."""
+    """The add form filled in with an API create body (tests/experiments/api/definitions.py), either shape.
+
+    With part 2's `metrics`, the primary fills the experiment's metric fields and the others the metric rows.
+    """
+    body = dict(body)
+    metrics = body.pop("metrics", None) or []
+    others = [m for m in metrics if m["role"] != "primary"]
+    for primary in (m for m in metrics if m["role"] == "primary"):
+        body["metric"] = {name: primary[name] for name in ("key", "name", "type", "direction", "aggregation")
+                          if name in primary}
+        body.update({name: primary[name] for name in ("baseline_mean", "baseline_sd", "mde") if name in primary})
     metric = body.get("metric", {})
     data = {
         "key": _text(body.get("key")), "name": _text(body.get("name")), "hypothesis": _text(body.get("hypothesis")),
         "design": _text(body.get("design")), "metric_name": _text(metric.get("name")),
         "metric_type": _text(metric.get("type")), "metric_direction": _text(metric.get("direction")),
+        "metric_key": _text(metric.get("key")), "metric_aggregation": metric.get("aggregation", "sum"),
         "expected_daily_units": _text(expected_daily_units),
     }
     for name in ("baseline_mean", "baseline_sd", "mde", "sample_size_per_variant", "alpha", "power",
@@ -59,7 +90,7 @@ def add_form_data(body: dict, *, expected_daily_units: int | None = None) -> dic
         data[name] = _text(body.get(name))
     if body.get("auto_promote"):
         data["auto_promote"] = "on"
-    return {**data, **variant_rows(body.get("variants", []))}
+    return {**data, **variant_rows(body.get("variants", [])), **metric_rows(others)}
 
 
 def api_definition(body: dict) -> dict:

@@ -19,7 +19,8 @@ SALT = "fedcba9876543210fedcba9876543210"
 # Words that only a result uses, and the protocol's own phrases that contain "effect" or "mean".
 RESULT_WORDS = ("p-value", "p_value", "p value", "confidence interval", "ci_low", "ci_high", "significant",
                 "relative_effect", "result-summary", "decision:", "winner")
-PROTOCOL_PHRASES = ("minimum detectable effect", "effect and power", "baseline mean", "mean = rate")
+PROTOCOL_PHRASES = ("minimum detectable effect", "effect and power", "baseline mean", "mean = rate",
+                    '<option value="mean">mean of the unit&#x27;s values')  # the aggregation choice
 
 
 def observed_experiment() -> tuple[Experiment, list[str]]:
