@@ -161,6 +161,8 @@ def _metric_errors(definition: dict[str, Any], fail) -> None:
             value = metric.get(field)
             if isinstance(value, (int, float)) and not -MAX_ABS_BASELINE <= value <= MAX_ABS_BASELINE:
                 fail(f"{path}.{field}", f"Must be a finite number with |{field}| <= {MAX_ABS_BASELINE:g}.")
+        if metric.get("baseline_sd") is not None and metric["baseline_sd"] <= 0:
+            fail(f"{path}.baseline_sd", "Must be positive when given.")
         if metric.get("role") == MetricRole.GUARDRAIL:
             _guardrail_errors(definition.get("design"), metric, path, fail)
         elif metric.get("margin") is not None:
