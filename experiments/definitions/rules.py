@@ -183,7 +183,7 @@ def _guardrail_errors(design: str | None, metric: dict[str, Any], path: str, fai
             if not 0 < harmed < 1:
                 fail(f"{path}.margin", f"The baseline moved by the margin in the harmful direction ({harmed:g}) "
                                        "must stay strictly between 0 and 1.")
-    elif baseline_sd is None or not baseline_sd > 0:
+    elif baseline_sd is None:  # a non-positive one is refused for every metric
         what = "the paired difference" if design == "champion_challenger" else "the metric"
         fail(f"{path}.baseline_sd", f"A guardrail needs a positive standard deviation of {what} to be planned.")
 
