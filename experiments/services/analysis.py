@@ -114,14 +114,20 @@ def experiments_queue_due_analyses(*, now: datetime | None = None) -> list[int]:
 
 
 def analysis_plan(experiment: Experiment) -> AnalysisPlan:
-    """The frozen protocol as the pure analysis takes it.
+    """The experiment's frozen protocol as the pure analysis takes it (`protocol_analysis_plan`)."""
+    return protocol_analysis_plan(experiment.protocol, metric_key=experiment.metric_key)
+
+
+def protocol_analysis_plan(protocol: dict, *, metric_key: str) -> AnalysisPlan:
+    """A frozen protocol (the stored JSON dict) as the pure analysis takes it; no database.
 
     `protocol.metrics` (present only with more than part 1's one metric) lists the primary
-    first, then the others at positions 1, 2, ... (what their observations carry).
+    first, then the others at positions 1, 2, ... (what their observations carry). A part-1
+    protocol has none: its one metric is the primary, keyed `metric_key` (the experiment's).
+    `bench/calibration.py` builds its simulated experiments' plans through this function.
     """
-    protocol = experiment.protocol
     sizes = protocol["sample_size_per_variant"]
-    primary, *others = protocol.get("metrics") or [{"key": experiment.metric_key, "aggregation": "sum"}]
+    primary, *others = protocol.get("metrics") or [{"key": metric_key, "aggregation": "sum"}]
     return AnalysisPlan(
         metric_key=primary["key"],
         aggregation=primary["aggregation"],
