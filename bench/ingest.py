@@ -8,6 +8,8 @@ Then, with the same generated rows each time and each step inserting N rows into
 empty table (TRUNCATE + CHECKPOINT before each; for the application's steps the per-unit
 sums it keeps beside the observations, experiments_unitoutcome, are emptied too):
 
+  (f)  the floor: `psql \\copy` of the same rows from a CSV file of the table's columns, one COPY
+       and one commit, into `bench_copy (LIKE experiments_observation INCLUDING ALL)`
   (a)  raw COPY baseline: psycopg 3 `cursor.copy` + `write_row`, one 10,000-row COPY and one
        commit per batch, into `bench_copy (LIKE experiments_observation INCLUDING ALL)`
        (same columns, indexes and unique constraint; LIKE copies no foreign keys)
@@ -19,9 +21,13 @@ sums it keeps beside the observations, experiments_unitoutcome, are emptied too)
        mark (VmHWM) read before, midway and after. Run for the cc experiment and the ab one.
   (c)  `manage.py import_observations KEY FILE --no-progress` on a CSV written beforehand,
        timed as a subprocess under /usr/bin/time -v (wall time includes Django's start-up).
-  (a2) information: (a) again at the end, to show how much the machine's load drifted.
+  (b-m), (c-m)  the same rows spread over three metrics (the primary and two secondary ones of
+       `bench-cc-metrics`): `metric` on every item, a `metric` CSV column; each right after its
+       single-metric figure, so that both see the same load.
+  (a2), (f2) information: (a) and (f) again at the end, to show how much the machine's load drifted.
 
-Targets: (b) >= 25% of (a)'s rows/s, (c) >= 50% of (a)'s rows/s, worker memory flat.
+Targets: (b) >= 25% of (a)'s rows/s, (c) >= 50% of (a)'s rows/s, (b-m) and (c-m) >= 90% of
+(b) and (c), worker memory flat. Every figure is also shown against the floor (f).
 Besides wall time, each step's CPU time per row is printed (the Python side and the
 database's backends, from /proc): on a machine shared with other work, wall-time ratios
 move with the load, CPU per row much less.
@@ -56,6 +62,8 @@ from bench.ingest_data import (  # noqa: E402
     AB_UNITS,
     BATCH,
     CC_KEY,
+    CC_METRICS_KEY,
+    METRICS,
     OBSERVATION_TABLES,
     SETUP,
     TARGET_IMPORT,
@@ -76,6 +84,7 @@ from bench.ingest_steps import (  # noqa: E402
     memory_kb,
     own_rate,
     post_all,
+    psql_copy,
     raw_copy,
     run_import,
     sql,
@@ -130,11 +139,12 @@ def main() -> int:
           f"({os.cpu_count()} cores; anything else busy skews every figure)", flush=True)
     try:
         _setup(run)
-        cc, ab, warm = _generate(run)
+        cc, cc_metrics, ab, warm = _generate(run)
         print("Each step inserts into an empty table (TRUNCATE + CHECKPOINT before it).", flush=True)
-        print("(a) raw COPY into bench_copy ...", flush=True)
         sql(database_url, "DROP TABLE IF EXISTS bench_copy",
             "CREATE TABLE bench_copy (LIKE experiments_observation INCLUDING ALL)")
+        _floor(run, cc, "f", "floor: psql \\copy of a CSV file, bench_copy")
+        print("(a) raw COPY into bench_copy ...", flush=True)
         clean(database_url, "bench_copy")
         _copy(run, "bench_copy", cc, "a", "raw COPY, bench_copy (LIKE ... INCLUDING ALL)")
         clean(database_url, "bench_copy")
@@ -144,13 +154,13 @@ def main() -> int:
         _copy(run, "experiments_observation", cc, "a'", "raw COPY, experiments_observation (+ FKs)",
               note="information")
 
-        _rest(run, cc, ab, warm)
-        _imports(run, cc, ab)
+        _rest(run, cc, cc_metrics, ab, warm)
+        _imports(run, cc, cc_metrics, ab)
 
         print("(a2) raw COPY into bench_copy again (drift check: did the machine's load change?) ...", flush=True)
         clean(database_url, "bench_copy")
         _copy(run, "bench_copy", cc, "a2", "raw COPY, bench_copy, again at the end", note="information: load drift")
-        clean(database_url, "bench_copy")
+        _floor(run, cc, "f2", "floor again at the end", note="information: load drift")
 
         ok = report(args, run.figures, run.counts, run.monitors, time.monotonic() - begun)
         if args.breakdown:
@@ -170,7 +180,8 @@ def _setup(run: Run) -> None:
     recreate_database(database_url)
     manage(env, "migrate", "--noinput", "-v", "0")
     run.token = manage(env, "create_service_key", "bench-ingest").strip().splitlines()[-1]
-    setup = SETUP.replace("AB_UNITS", str(0 if args.no_ab else AB_UNITS)).replace(
+    setup = SETUP.replace("CC_METRICS_KEY", repr(CC_METRICS_KEY)).replace(
+        "SECONDARY_METRICS", repr(METRICS[1:])).replace("AB_UNITS", str(0 if args.no_ab else AB_UNITS)).replace(
         "CC_KEY", repr(CC_KEY)).replace("WARMUP_KEY", repr(WARMUP_KEY)).replace("AB_KEY", repr(AB_KEY))
     run.experiments = orjson.loads(manage(env, "shell", "-c", setup).strip().splitlines()[-1])
     sql(database_url, "ANALYZE")
@@ -181,19 +192,35 @@ def _setup(run: Run) -> None:
         print(f"  {assigned:,} units assigned in {AB_KEY} beforehand")
 
 
-def _generate(run: Run) -> tuple[Dataset, Dataset | None, Dataset]:
-    """The cc rows, the ab rows (unless --no-ab) and the warm-up rows; not timed."""
+def _generate(run: Run) -> tuple[Dataset, Dataset, Dataset | None, Dataset]:
+    """The cc rows, the same over three metrics, the ab rows (unless --no-ab) and the warm-up rows; not timed."""
     args, workdir = run.args, run.workdir
     print(f"Generating {args.rows:,} rows (REST bodies, CSV, COPY tuples; not timed) ...", flush=True)
     received_at = datetime.now(timezone.utc)
     cc = make_cc(args.rows, run.experiments[CC_KEY], workdir, received_at)
+    assert run.experiments[CC_METRICS_KEY]["metrics"] == list(METRICS), run.experiments[CC_METRICS_KEY]
+    cc_metrics = make_cc(args.rows, run.experiments[CC_METRICS_KEY], workdir, received_at, key=CC_METRICS_KEY,
+                         metrics=METRICS)
     ab = None if args.no_ab else make_ab(args.rows, workdir)
     (workdir / "warm").mkdir()
-    warm = make_cc(8 * BATCH, run.experiments[WARMUP_KEY], workdir / "warm", received_at)
+    warm = make_cc(8 * BATCH, run.experiments[WARMUP_KEY], workdir / "warm", received_at, key=WARMUP_KEY)
     body_mb = sum(map(len, cc.bodies)) / len(cc.bodies) / 1e6
     print(f"  {len(cc.bodies)} bodies of {BATCH:,} observations ({body_mb:.2f} MB each), "
           f"CSV {cc.csv_path.stat().st_size / 1e6:.0f} MB", flush=True)
-    return cc, ab, warm
+    return cc, cc_metrics, ab, warm
+
+
+def _floor(run: Run, dataset: Dataset, tag: str, name: str, note: str = "") -> None:
+    """Figure (f) or (f2): `psql \\copy` of the rows' CSV file into bench_copy, and the rows it stored."""
+    print(f"({tag}) psql \\copy bench_copy FROM {dataset.floor_csv.name} ...", flush=True)
+    clean(run.database_url, "bench_copy")
+    meter = CpuMeter(run.database_url, [])
+    meter.start()
+    seconds, py_cpu = psql_copy(run.database_url, "bench_copy", dataset.floor_csv)
+    run.figures.append(Figure(tag, name, run.args.rows, seconds, py_cpu=py_cpu, pg_cpu=meter.stop()[1], note=note))
+    rows, ids = stored(run.database_url, "bench_copy", run.experiments[CC_KEY]["id"])[:2]
+    run.counts.append((f"({tag}) bench_copy", rows, ids, None, None, None))
+    clean(run.database_url, "bench_copy")
 
 
 def _copy(run: Run, table: str, dataset: Dataset, tag: str, name: str, note: str = "") -> None:
@@ -204,11 +231,11 @@ def _copy(run: Run, table: str, dataset: Dataset, tag: str, name: str, note: str
     py_cpu, pg_cpu = meter.stop()
     run.figures.append(Figure(tag, name, run.args.rows, seconds, py_cpu=py_cpu, pg_cpu=pg_cpu, note=note))
     rows, ids = stored(run.database_url, table, run.experiments[CC_KEY]["id"])[:2]
-    run.counts.append((f"({tag}) {table}", rows, ids, None, None))
+    run.counts.append((f"({tag}) {table}", rows, ids, None, None, None))
 
 
-def _rest(run: Run, cc: Dataset, ab: Dataset | None, warm: Dataset) -> None:
-    """Figures (b) and (b-ab): the REST posts under gunicorn, with the workers' memory watched."""
+def _rest(run: Run, cc: Dataset, cc_metrics: Dataset, ab: Dataset | None, warm: Dataset) -> None:
+    """Figures (b), (b-m) and (b-ab): the REST posts under gunicorn, with the workers' memory watched."""
     args = run.args
     print(f"(b) gunicorn config.wsgi --workers {args.workers} (DEBUG=false) ...", flush=True)
     server = start_gunicorn(run.env, args.workers, run.port, run.workdir)
@@ -219,20 +246,21 @@ def _rest(run: Run, cc: Dataset, ab: Dataset | None, warm: Dataset) -> None:
         post_all(run.port, WARMUP_KEY, run.token, warm.bodies, args.clients)
         clean(run.database_url, *OBSERVATION_TABLES)
 
-        rest_runs = [(cc, "cc", f"REST POST, {CC_KEY} (champion_challenger continuous)")]
+        rest_runs = [(cc, "b", f"REST POST, {CC_KEY} (champion_challenger continuous)"),
+                     (cc_metrics, "b-m", f"REST POST, {CC_METRICS_KEY} (the same rows, 3 metrics)")]
         if ab is not None:
-            rest_runs.append((ab, "ab", f"REST POST, {AB_KEY} (ab binary, {AB_UNITS:,} assigned)"))
-        for dataset, short, name in rest_runs:
-            _rest_run(run, pids, idle, dataset, short, name)
+            rest_runs.append((ab, "b-ab", f"REST POST, {AB_KEY} (ab binary, {AB_UNITS:,} assigned)"))
+        for dataset, tag, name in rest_runs:
+            _rest_run(run, pids, idle, dataset, tag, name)
         if children(server.pid) != pids:
             print("WARNING: gunicorn workers were replaced during the run", flush=True)
     finally:
         stop(server)
 
 
-def _rest_run(run: Run, pids: list[int], idle: dict, dataset: Dataset, short: str, name: str) -> None:
+def _rest_run(run: Run, pids: list[int], idle: dict, dataset: Dataset, tag: str, name: str) -> None:
     args = run.args
-    print(f"  {short}: {len(dataset.bodies)} POSTs of {BATCH:,} from {args.clients} threads ...", flush=True)
+    print(f"  ({tag}) {dataset.key}: {len(dataset.bodies)} POSTs of {BATCH:,} from {args.clients} threads ...", flush=True)
     monitor = MemoryMonitor(pids, idle)
     monitor.mark("start")
     monitor.start()
@@ -243,8 +271,7 @@ def _rest_run(run: Run, pids: list[int], idle: dict, dataset: Dataset, short: st
     py_cpu, pg_cpu = meter.stop()
     monitor.mark("end")
     monitor.stop()
-    run.monitors.append(MemoryReport(f"(b) {short}", monitor))
-    tag = "b" if short == "cc" else "b-ab"
+    run.monitors.append(MemoryReport(f"({tag})", monitor))
     run.figures.append(Figure(tag, name, accepted, seconds, TARGET_REST, py_cpu=py_cpu, pg_cpu=pg_cpu,
                               note=f"{duplicates} duplicates" if duplicates else ""))
     e_id = run.experiments[dataset.key]["id"]
@@ -252,9 +279,10 @@ def _rest_run(run: Run, pids: list[int], idle: dict, dataset: Dataset, short: st
     clean(run.database_url, *OBSERVATION_TABLES)
 
 
-def _imports(run: Run, cc: Dataset, ab: Dataset | None) -> None:
-    """Figures (c) and, with --ab-import, (c-ab): import_observations timed as a subprocess."""
-    for dataset, tag, name in [(cc, "c", f"import_observations, {CC_KEY} CSV")] + (
+def _imports(run: Run, cc: Dataset, cc_metrics: Dataset, ab: Dataset | None) -> None:
+    """Figures (c), (c-m) and, with --ab-import, (c-ab): import_observations timed as a subprocess."""
+    for dataset, tag, name in [(cc, "c", f"import_observations, {CC_KEY} CSV"),
+                               (cc_metrics, "c-m", f"import_observations, {CC_METRICS_KEY} CSV (3 metrics)")] + (
             [(ab, "c-ab", f"import_observations, {AB_KEY} CSV")] if ab and run.args.ab_import else []):
         print(f"({tag}) manage.py import_observations {dataset.key} {dataset.csv_path.name} --no-progress ...",
               flush=True)

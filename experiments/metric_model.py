@@ -1,5 +1,7 @@
 """The secondary metrics and guardrails of an experiment (the primary is the experiment's own metric fields)."""
 
+from typing import NamedTuple
+
 from django.db import models
 from django.db.models import Q
 from django.utils.text import slugify
@@ -11,6 +13,25 @@ from experiments.limits import MAX_KEY_LENGTH
 def default_metric_key(name: str) -> str:
     """Part 1's rule for the primary's key: slugify(metric.name) ("primary" if nothing is left)."""
     return slugify(name or "") or "primary"
+
+
+class ObservedMetric(NamedTuple):
+    """What an observation naming a metric is stored under, and whether its value must be 0 or 1."""
+
+    position: int
+    binary: bool
+
+
+def observed_metrics(experiment) -> dict[str, ObservedMetric]:
+    """{key: ObservedMetric} of every metric observations may name, the primary (position 0) first.
+
+    The one place that maps `metric` keys to `metric_position`, for the REST and row-by-row
+    path (experiments.services.ingestion) and the in-database CSV import alike.
+    """
+    metrics = {experiment.metric_key: ObservedMetric(0, experiment.metric_type == MetricType.BINARY)}
+    for metric in experiment.metrics.all():
+        metrics[metric.key] = ObservedMetric(metric.position, metric.metric_type == MetricType.BINARY)
+    return metrics
 
 
 class Metric(models.Model):

@@ -19,12 +19,15 @@ from experiments.limits import (
     text_problem,
 )
 
-FIELDS = frozenset({"unit", "value", "variant", "id", "timestamp", "latency_ms"})
+FIELDS = frozenset({"unit", "value", "variant", "id", "timestamp", "latency_ms", "metric"})
 
 
 @dataclass(frozen=True, slots=True)
 class ObservationRow:
-    """One parsed observation; `variant`, `id`, `timestamp` and `latency_ms` may be None."""
+    """One parsed observation; `variant`, `id`, `timestamp`, `latency_ms` and `metric` may be None.
+
+    `metric` is the metric's key as sent (None: the primary); the ingestion service resolves it.
+    """
 
     index: int
     unit: str
@@ -33,6 +36,7 @@ class ObservationRow:
     id: str | None
     timestamp: datetime | None
     latency_ms: float | None
+    metric: str | None = None
 
 
 class ItemErrors:
@@ -128,7 +132,11 @@ def parse_items(items: list[Any], errors: ItemErrors, *, first_index: int = 0) -
             if latency is None or not 0 <= latency <= MAX_LATENCY_MS:
                 errors.add(index, "latency_ms", f"Must be a number of milliseconds in [0, {MAX_LATENCY_MS:g}].")
                 ok = False
+        metric = item.get("metric")
+        if metric is not None and _identifier(metric, MAX_KEY_LENGTH) is None:
+            errors.add(index, "metric", _identifier_message(metric, "Must be a metric key."))
+            ok = False
         if ok:
             rows.append(ObservationRow(index, unit, value, variant and str(variant), idempotency_key,
-                                       timestamp, latency))
+                                       timestamp, latency, metric and str(metric)))
     return rows

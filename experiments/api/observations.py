@@ -33,6 +33,8 @@ class ObservationSerializer(serializers.Serializer):
     id = serializers.CharField(required=False, min_length=1, max_length=MAX_ID_LENGTH)
     timestamp = serializers.DateTimeField(required=False)
     latency_ms = serializers.FloatField(required=False, min_value=0, max_value=MAX_LATENCY_MS)
+    metric = serializers.SlugField(required=False, max_length=MAX_KEY_LENGTH,
+                                   help_text="The metric's key; the primary metric when absent.")
 
 
 def parse_observation_batch(data) -> list[ObservationRow]:

@@ -55,7 +55,10 @@ def experiment_state_row(key: str, unit: str | None) -> dict[str, Any] | None:
 
 
 def insert_observations(experiment_id: int, pairing: list, records: list[tuple], now: datetime) -> int:
-    """Insert observation records, skipping ids already stored or repeated, and add them to the unit sums."""
+    """Insert observation records, skipping ids already stored or repeated, and add them to the unit sums.
+
+    Records: (variant_id, unit, value, latency_ms, observed_at, idempotency_key, metric_position).
+    """
     return backend().insert_observations(experiment_id, pairing, records, now)
 
 

@@ -72,26 +72,26 @@ def experiment_state_row(key: str, unit: str | None) -> dict[str, Any] | None:
 def insert_observations(experiment_id: int, pairing: list[Pairing], records: list[tuple], now: datetime) -> int:
     """Insert the records, skipping ids already stored or repeated, and add them to the unit sums.
 
-    `records` are (variant_id, unit, value, latency_ms, observed_at, idempotency_key);
-    returns how many were inserted.
+    `records` are (variant_id, unit, value, latency_ms, observed_at, idempotency_key,
+    metric_position), of any metrics; an id is unique per metric. Returns how many were inserted.
     """
     ids = [record[5] for record in records if record[5] is not None]
     seen = set(
         Observation.objects.filter(experiment_id=experiment_id, idempotency_key__in=ids)
-        .values_list("idempotency_key", flat=True)
+        .values_list("metric_position", "idempotency_key")
     ) if ids else set()
     fresh = []
-    for variant_id, unit, value, latency_ms, observed_at, key in records:
+    for variant_id, unit, value, latency_ms, observed_at, key, metric in records:
         if key is not None:
-            if key in seen:
+            if (metric, key) in seen:
                 continue
-            seen.add(key)
+            seen.add((metric, key))
         fresh.append(Observation(
             experiment_id=experiment_id, variant_id=variant_id, unit=unit, value=value, latency_ms=latency_ms,
-            observed_at=observed_at, received_at=now, idempotency_key=key,
+            observed_at=observed_at, received_at=now, idempotency_key=key, metric_position=metric,
         ))
     Observation.objects.bulk_create(fresh, batch_size=1000)
-    add_rows(experiment_id, pairing, ((o.unit, o.variant_id, o.value) for o in fresh))
+    add_rows(experiment_id, pairing, ((o.metric_position, o.unit, o.variant_id, o.value) for o in fresh))
     return len(fresh)
 
 
@@ -102,7 +102,7 @@ def rebuild_unit_outcomes(experiment_id: int, pairing: list[Pairing]) -> int:
     """
     UnitOutcome.objects.filter(experiment_id=experiment_id).delete()
     observations = (Observation.objects.filter(experiment_id=experiment_id).order_by()
-                    .values_list("unit", "variant_id", "value").iterator())
+                    .values_list("metric_position", "unit", "variant_id", "value").iterator())
     return add_rows(experiment_id, pairing, observations)
 
 

@@ -29,7 +29,7 @@ from django.db import connection
 from django.db.models import Aggregate, Avg, Count, FloatField
 
 from experiments.db.postgresql_csv import import_csv
-from experiments.db.postgresql_sums import add_from_sql, rebuild_unit_outcomes
+from experiments.db.postgresql_sums import OBSERVATION_COLUMNS, add_from_sql, rebuild_unit_outcomes
 from experiments.db.rows import Latency
 from experiments.db import shared
 from experiments.db.shared import experiment_state_row
@@ -45,7 +45,6 @@ CSV_IMPORT = True
 
 ASSIGNMENTS = Assignment._meta.db_table
 OBSERVATIONS = Observation._meta.db_table
-OBSERVATION_COLUMNS = "variant_id, unit, value, latency_ms, observed_at, idempotency_key"
 
 _STORED_SQL = (f"SELECT unit, variant_id FROM {ASSIGNMENTS} WHERE experiment_id = %(experiment_id)s "
                "AND unit IN (SELECT json_array_elements_text(%(units)s::json))")
@@ -70,7 +69,7 @@ _STORE_ONE_ASYNC_SQL = (
 _INCOMING_TABLE_SQL = (
     "CREATE TEMP TABLE IF NOT EXISTS incoming_observation ("
     " variant_id bigint, unit varchar(255), value double precision, latency_ms double precision,"
-    " observed_at timestamptz, idempotency_key varchar(255)) ON COMMIT DELETE ROWS"
+    " observed_at timestamptz, idempotency_key varchar(255), metric_position smallint) ON COMMIT DELETE ROWS"
 )
 
 
@@ -137,8 +136,9 @@ def store_assignment(experiment_id: int, unit: str, variant_id: int, now: dateti
 def insert_observations(experiment_id: int, pairing: list[Pairing], records: list[tuple], now: datetime) -> int:
     """Insert the records, skipping ids already stored or repeated, and add them to the unit sums.
 
-    `records` are (variant_id, unit, value, latency_ms, observed_at, idempotency_key);
-    returns how many were inserted.
+    `records` are (variant_id, unit, value, latency_ms, observed_at, idempotency_key,
+    metric_position), of any metrics; returns how many were inserted. An id is skipped when
+    stored before under the same metric, and each metric's values add to its own unit sums.
     """
     with connection.cursor() as cursor:
         cursor.execute(_INCOMING_TABLE_SQL)
@@ -149,7 +149,8 @@ def insert_observations(experiment_id: int, pairing: list[Pairing], records: lis
         cursor.execute(
             f"WITH inserted AS (INSERT INTO {OBSERVATIONS} (experiment_id, received_at, {OBSERVATION_COLUMNS}) "
             f"SELECT %(experiment_id)s, %(now)s, {OBSERVATION_COLUMNS} FROM incoming_observation "
-            "ON CONFLICT (experiment_id, metric_position, idempotency_key) DO NOTHING RETURNING unit, variant_id, value), "
+            "ON CONFLICT (experiment_id, metric_position, idempotency_key) DO NOTHING "
+            "RETURNING metric_position, unit, variant_id, value), "
             f"summed AS ({add_from_sql('inserted', pairing)}) "
             "SELECT COUNT(*) FROM inserted",
             {"experiment_id": experiment_id, "now": now},

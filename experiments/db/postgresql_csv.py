@@ -7,6 +7,9 @@ COPYs the rows in (_import_fresh); otherwise one INSERT ... ON CONFLICT statemen
 never touches a row, which is what brings a million-row backfill towards the speed of a
 raw COPY (bench/ingest.py, figures in bench/README.md).
 
+An optional `metric` column names each row's metric by key (empty: the primary); SQL turns
+it into `metric_position`, and an unknown key is a broken rule like any other.
+
 The second connection sees only committed data: an A/B file's units must have been
 assigned, and their assignments committed, before the import starts (as they are when
 assigned through the API).
@@ -32,9 +35,10 @@ from typing import Any, NamedTuple
 from django.db import IntegrityError, connection, transaction
 from psycopg.errors import UniqueViolation
 
-from experiments.choices import Design, MetricType
-from experiments.db.postgresql_sums import add_from_sql, summed_rows_sql
+from experiments.choices import Design
+from experiments.db.postgresql_sums import OBSERVATION_COLUMNS, add_from_sql, summed_rows_sql
 from experiments.limits import MAX_ABS_VALUE, MAX_ID_LENGTH, MAX_LATENCY_MS, MAX_UNIT_LENGTH
+from experiments.metric_model import observed_metrics
 from experiments.models import Assignment, Experiment, Observation, UnitOutcome
 from experiments.unit_outcomes.write import COLUMNS as OUTCOME_COLUMNS
 from experiments.unit_outcomes.write import pairings
@@ -47,14 +51,12 @@ ASCII_WHITESPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
 # PostgreSQL work_mem for the statement: the per-unit sums of a million rows hash and sort in memory.
 WORK_MEM = "256MB"
 
-OBSERVATION_COLUMNS = "variant_id, unit, value, latency_ms, observed_at, idempotency_key"
-
 
 class CheckedSql(NamedTuple):
     """The staged rows as two SELECTs, both taking their parameters from `params`.
 
-    `typed`: unit, variant_id and value converted. `checked`: the observation's columns, with
-    a NULL unit where a rule is broken.
+    `typed`: metric_position, unit, variant_id and value converted. `checked`: the observation's
+    columns, with a NULL unit where a rule is broken.
     """
 
     typed: str
@@ -107,16 +109,16 @@ def _import_fresh(cursor, experiment: Experiment, path: Path, columns: list[str]
             # rows with one id is kept) does not matter here.
             staged = _stage(source, path, columns, numbered=False, on_bytes=on_bytes)
             sql = _checked_sql(experiment, set(columns), now, joined=joined, ordered=False)
+            # Typed as the columns of OBSERVATION_COLUMNS, in its order, for the binary COPY.
             rows = source.mogrify(
-                "SELECT %(experiment_id)s::bigint, variant_id::bigint, unit, value, latency_ms, observed_at, "
-                f"%(now)s::timestamptz, idempotency_key FROM ({sql.checked}) AS checked", sql.params)
+                "SELECT %(experiment_id)s::bigint, %(now)s::timestamptz, variant_id::bigint, unit, value, latency_ms, "
+                f"observed_at, idempotency_key, metric_position::smallint FROM ({sql.checked}) AS checked", sql.params)
             pairing = pairings(experiment.design, experiment.variants.all())
-            sums = source.mogrify(
-                summed_rows_sql(f"(SELECT unit, variant_id, value FROM ({sql.typed}) AS typed)", pairing), sql.params)
+            sums = source.mogrify(summed_rows_sql(f"({sql.typed})", pairing), sql.params)
             try:
                 with transaction.atomic(), connection.wrap_database_errors:
                     _pipe(source, rows, cursor.cursor, f"COPY {Observation._meta.db_table} (experiment_id, "
-                          f"variant_id, unit, value, latency_ms, observed_at, received_at, idempotency_key)")
+                          f"received_at, {OBSERVATION_COLUMNS})")
                     _pipe(source, sums, cursor.cursor, f"COPY {UnitOutcome._meta.db_table} ({OUTCOME_COLUMNS})")
             except IntegrityError as error:
                 if isinstance(error.__cause__, UniqueViolation):
@@ -198,10 +200,35 @@ def _timestamp_rule(column: str) -> str:
             f"OR substr({column}, 20) ~ '^(\\.[0-9]{{1,6}})?(Z|[+-][0-9]{{2}}(:?[0-9]{{2}})?)?$')))")
 
 
-def _params(experiment: Experiment, variants: list, now) -> dict[str, Any]:
-    """The one dict of named parameters every fragment below takes (variant keys as `variant_<i>`)."""
+def _params(experiment: Experiment, variants: list, metrics: dict, now) -> dict[str, Any]:
+    """The one dict of named parameters every fragment below takes.
+
+    Variant keys as `variant_<i>`, metric keys as `metric_<position>` (`metric_0`: the primary).
+    """
     return {"experiment_id": experiment.id, "now": now,
-            **{f"variant_{index}": variant.key for index, variant in enumerate(variants)}}
+            **{f"variant_{index}": variant.key for index, variant in enumerate(variants)},
+            **{f"metric_{metric.position}": key for key, metric in metrics.items()}}
+
+
+def _metric_sql(metrics: dict, columns: set[str], cell: Callable[[str], str]) -> tuple[str, list[str]]:
+    """The row's metric position as SQL (NULL for an unknown metric), and the rules that follow from it.
+
+    Without a `metric` column every row is the primary's: the position is the constant 0 and
+    the binary rule the primary's, exactly as for a single-metric experiment.
+    """
+    if "metric" in columns:
+        # An empty cell is the primary's, as an absent field is in the row-by-row path.
+        whens = " ".join(f"WHEN %(metric_{m.position})s THEN {int(m.position)}" for m in metrics.values())
+        position = f"(CASE COALESCE({cell('metric')}, %(metric_0)s) {whens} END)"
+        known, rules = list(metrics.values()), ["metric_position IS NOT NULL"]
+    else:
+        position, known, rules = "0", [m for m in metrics.values() if m.position == 0], []
+    binary = [m.position for m in known if m.binary]
+    if len(binary) == len(known):
+        rules.append("value IN (0, 1)")
+    elif binary:
+        rules.append(f"(value IN (0, 1) OR metric_position NOT IN ({', '.join(str(int(p)) for p in binary)}))")
+    return position, rules
 
 
 def _checked_sql(experiment: Experiment, columns: set[str], now, *, joined: bool, ordered: bool) -> CheckedSql:
@@ -217,6 +244,8 @@ def _checked_sql(experiment: Experiment, columns: set[str], now, *, joined: bool
         return f"NULLIF(staged.{name}, '')" if name in columns else "NULL::text"
 
     variants = list(experiment.variants.all())
+    metrics = observed_metrics(experiment)
+    metric_position, metric_rules = _metric_sql(metrics, columns, cell)
     named_variant = (f"(CASE {cell('variant')} "
                      f"{' '.join(f'WHEN %(variant_{i})s THEN {int(v.id)}' for i, v in enumerate(variants))} END)")
     rules = [
@@ -228,9 +257,8 @@ def _checked_sql(experiment: Experiment, columns: set[str], now, *, joined: bool
         f"(latency_ms IS NULL OR (latency_ms >= 0 AND latency_ms <= {float(MAX_LATENCY_MS)!r}::float8))",
         _timestamp_rule("raw_timestamp"),
         "(raw_variant IS NULL OR named_variant IS NOT NULL)",
+        *metric_rules,
     ]
-    if experiment.metric_type == MetricType.BINARY:
-        rules.append("value IN (0, 1)")
     if joined:
         # A/B: the unit's stored assignment gives the variant; a named one must agree with it.
         # A hash join may reorder the rows: ORDER BY line puts them back in the file's order.
@@ -248,14 +276,16 @@ def _checked_sql(experiment: Experiment, columns: set[str], now, *, joined: bool
                {cell('timestamp')} AS raw_timestamp,
                {cell('value')}::numeric::float8 AS value, {cell('latency_ms')}::numeric::float8 AS latency_ms,
                {cell('timestamp')}::timestamptz AS observed_at,
-               {named_variant} AS named_variant, {assigned} AS assigned_variant
+               {named_variant} AS named_variant, {assigned} AS assigned_variant, {metric_position} AS metric_position
         FROM {source}"""
-    typed = f"SELECT raw_unit AS unit, {variant_id} AS variant_id, value FROM ({converted}) AS converted"
+    typed = (f"SELECT metric_position, raw_unit AS unit, {variant_id} AS variant_id, value "
+             f"FROM ({converted}) AS converted")
     checked = f"""
         SELECT CASE WHEN {' AND '.join(rules)} THEN raw_unit END AS unit, {variant_id} AS variant_id,
-               value, latency_ms, COALESCE(observed_at, %(now)s) AS observed_at, raw_id AS idempotency_key
+               value, latency_ms, COALESCE(observed_at, %(now)s) AS observed_at, raw_id AS idempotency_key,
+               metric_position
         FROM ({converted}) AS converted"""
-    return CheckedSql(typed, checked, _params(experiment, variants, now))
+    return CheckedSql(typed, checked, _params(experiment, variants, metrics, now))
 
 
 def _insert_sql(experiment: Experiment, columns: set[str], now, *, joined: bool) -> tuple[str, dict[str, Any]]:
@@ -266,7 +296,7 @@ def _insert_sql(experiment: Experiment, columns: set[str], now, *, joined: bool)
             INSERT INTO {Observation._meta.db_table} (experiment_id, received_at, {OBSERVATION_COLUMNS})
             SELECT %(experiment_id)s, %(now)s, {OBSERVATION_COLUMNS} FROM ({checked.checked}) AS checked
             ON CONFLICT (experiment_id, metric_position, idempotency_key) DO NOTHING
-            RETURNING unit, variant_id, value
+            RETURNING metric_position, unit, variant_id, value
         ), summed AS ({add_from_sql('inserted', pairings(experiment.design, experiment.variants.all()))})
         SELECT COUNT(*) FROM inserted"""
     return sql, checked.params

@@ -1,7 +1,9 @@
 """Storing observations: every rule checked first, then all rows or none, retries harmless.
 
-The rows are stored, an `id` seen before skipped and counted, and added to the per-unit
-sums (`UnitOutcome`) the analysis reads by experiments.db's `insert_observations`: on
+Each observation belongs to the metric it names in `metric` (the primary when absent), stored
+as its `metric_position`; an `id` is unique per (experiment, metric). The rows are stored, an
+`id` seen before under the same metric skipped and counted, and added to the per-unit sums
+of their metric (`UnitOutcome`) the analysis reads by experiments.db's `insert_observations`: on
 PostgreSQL through COPY and one statement, no row through the ORM (see its docstring).
 """
 
@@ -12,9 +14,10 @@ from django.db.models import F
 from django.utils import timezone
 
 from experiments import db
-from experiments.choices import Design, MetricType
+from experiments.choices import Design
 from experiments.errors import RuleViolation
 from experiments.lock import ensure_taking_observations
+from experiments.metric_model import observed_metrics
 from experiments.models import Experiment, Variant
 from experiments.observation_input import ItemErrors, ObservationRow
 from experiments.unit_outcomes.write import pairings
@@ -29,10 +32,11 @@ class IngestResult:
 
 
 def _resolve(experiment: Experiment, variants: list[Variant], rows: list[ObservationRow],
-             errors: ItemErrors) -> list[tuple]:
-    """Each row's variant id, checked against the design's rules; problems go to `errors`."""
+             errors: ItemErrors) -> list[tuple[int, int, ObservationRow]]:
+    """Each row's (variant id, metric position, row), checked against the design's rules; problems go to `errors`."""
     variant_ids = {v.key: v.id for v in variants}
-    binary = experiment.metric_type == MetricType.BINARY
+    metrics = observed_metrics(experiment)
+    primary = metrics[experiment.metric_key]
     paired = experiment.design == Design.CHAMPION_CHALLENGER
     assigned: dict[str, int] = {}
     if not paired:
@@ -40,7 +44,11 @@ def _resolve(experiment: Experiment, variants: list[Variant], rows: list[Observa
     keys_by_id = {variant_id: key for key, variant_id in variant_ids.items()}
     resolved = []
     for row in rows:
-        if binary and row.value not in (0.0, 1.0):
+        metric = primary if row.metric is None else metrics.get(row.metric)
+        if metric is None:
+            errors.add(row.index, "metric", f"Unknown metric {row.metric!r}; this experiment's metrics: "
+                                            f"{', '.join(metrics)}.")
+        elif metric.binary and row.value not in (0.0, 1.0):
             errors.add(row.index, "value", "A binary metric takes 0 or 1.")
         if row.variant is not None and row.variant not in variant_ids:
             errors.add(row.index, "variant", f"Unknown variant {row.variant!r}.")
@@ -60,7 +68,8 @@ def _resolve(experiment: Experiment, variants: list[Variant], rows: list[Observa
                 errors.add(row.index, "variant", f"The unit was assigned {keys_by_id[variant_id]!r}, "
                                                  f"not {row.variant!r}.")
                 continue
-        resolved.append((variant_id, row))
+        if metric is not None:
+            resolved.append((variant_id, metric.position, row))
     return resolved
 
 
@@ -78,8 +87,8 @@ def observations_ingest(*, experiment: Experiment, rows: list[ObservationRow]) -
             errors=errors.by_path, indexes=sorted(errors.indexes),
         )
     records = [
-        (variant_id, row.unit, row.value, row.latency_ms, row.timestamp or now, row.id)
-        for variant_id, row in resolved
+        (variant_id, row.unit, row.value, row.latency_ms, row.timestamp or now, row.id, position)
+        for variant_id, position, row in resolved
     ]
     pairing = pairings(experiment.design, variants)
     inserted = db.insert_observations(experiment.id, pairing, records, now) if records else 0

@@ -1,6 +1,6 @@
 """Keeping `UnitOutcome` (each unit's observations summed) in step with the observations.
 
-Every stored observation adds to one row per pairing: in an A/B test its own variant's row
+Every stored observation adds to its metric's rows (`metric_position`), one per pairing: in an A/B test its own variant's row
 for the unit; in a champion/challenger test a challenger's value adds to its row for the
 unit, and a champion's value to the champion side of every challenger's row for the unit
 (so each pair is one row). `pairings` lists, per variant id, which rows its values add to.
@@ -17,7 +17,7 @@ from experiments.choices import Design
 from experiments.models import Experiment, UnitOutcome, Variant
 
 TABLE = UnitOutcome._meta.db_table
-COLUMNS = "experiment_id, unit, variant_id, count, total, control_count, control_total"
+COLUMNS = "experiment_id, metric_position, unit, variant_id, count, total, control_count, control_total"
 
 
 class Pairing(NamedTuple):
@@ -39,30 +39,31 @@ def pairings(design: str, variants: Iterable[Variant]) -> list[Pairing]:
             + [Pairing(champion.id, v.id, False) for v in challengers])
 
 
-# An outcome row already stored for the unit and variant is added to, not replaced.
+# An outcome row already stored for the metric, unit and variant is added to, not replaced.
 ADD_ON_CONFLICT = f"""
         ON CONFLICT (experiment_id, metric_position, unit, variant_id) DO UPDATE SET
             count = {TABLE}.count + excluded.count, total = {TABLE}.total + excluded.total,
             control_count = {TABLE}.control_count + excluded.control_count,
             control_total = {TABLE}.control_total + excluded.control_total"""
 
-_ADD_ONE_SQL = (f"INSERT INTO {TABLE} ({COLUMNS}) VALUES (%(experiment_id)s, %(unit)s, %(target)s, %(count)s, "
-                f"%(total)s, %(control_count)s, %(control_total)s) {ADD_ON_CONFLICT}")
+_ADD_ONE_SQL = (f"INSERT INTO {TABLE} ({COLUMNS}) VALUES (%(experiment_id)s, %(metric)s, %(unit)s, %(target)s, "
+                f"%(count)s, %(total)s, %(control_count)s, %(control_total)s) {ADD_ON_CONFLICT}")
 
 
-def add_rows(experiment_id: int, pairing: list[Pairing], rows: Iterable[tuple[str, int, float]]) -> int:
-    """Add the observations stored, (unit, variant id, value), to the sums, summed in Python; returns the rows written.
+def add_rows(experiment_id: int, pairing: list[Pairing], rows: Iterable[tuple[int, str, int, float]]) -> int:
+    """Add the observations stored, (metric position, unit, variant id, value), to the sums, summed in Python.
 
-    The same rows as experiments.db.postgresql_sums's `add_from_sql`, in the same (unit, variant)
-    order, so that concurrent batches lock shared units in one order and cannot deadlock.
+    Returns the rows written. The same rows as experiments.db.postgresql_sums's `add_from_sql`,
+    in the same (metric, unit, variant) order, so that concurrent batches lock shared rows in
+    one order and cannot deadlock.
     """
     targets = defaultdict(list)
     for p in pairing:
         targets[p.source].append(p)
-    sums: dict[tuple[str, int], list] = defaultdict(lambda: [0, 0.0, 0, 0.0])
-    for unit, variant_id, value in rows:
+    sums: dict[tuple[int, str, int], list] = defaultdict(lambda: [0, 0.0, 0, 0.0])
+    for metric, unit, variant_id, value in rows:
         for p in targets[variant_id]:
-            row = sums[(unit, p.target)]
+            row = sums[(metric, unit, p.target)]
             if p.own:
                 row[0] += 1
                 row[1] += value
@@ -73,9 +74,9 @@ def add_rows(experiment_id: int, pairing: list[Pairing], rows: Iterable[tuple[st
         return 0
     with connection.cursor() as cursor:
         cursor.executemany(_ADD_ONE_SQL, [
-            {"experiment_id": experiment_id, "unit": unit, "target": target, "count": count, "total": total,
-             "control_count": control_count, "control_total": control_total}
-            for (unit, target), (count, total, control_count, control_total) in sorted(sums.items())
+            {"experiment_id": experiment_id, "metric": metric, "unit": unit, "target": target, "count": count,
+             "total": total, "control_count": control_count, "control_total": control_total}
+            for (metric, unit, target), (count, total, control_count, control_total) in sorted(sums.items())
         ])
     return len(sums)
 

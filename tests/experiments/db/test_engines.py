@@ -110,7 +110,7 @@ def test_both_rebuilds_of_the_unit_sums_give_the_same_rows(design):
     variants = list(experiment.variants.all())
     pairing = pairings(experiment.design, variants)
     now = timezone.now()
-    records = [(variants[i % 3].id, f"u{i % 7}", (i % 9) / 4, None, now, None) for i in range(60)]
+    records = [(variants[i % 3].id, f"u{i % 7}", (i % 9) / 4, None, now, None, 0) for i in range(60)]
     portable.insert_observations(experiment.id, pairing, records, now)
 
     rebuilt = {engine: (engine.rebuild_unit_outcomes(experiment.id, pairing), outcome_rows(experiment))

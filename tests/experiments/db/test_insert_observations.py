@@ -21,7 +21,7 @@ PATHS = pytest.mark.parametrize("insert", [pytest.param(postgresql.insert_observ
 
 def records(experiment, ids):
     variant_id = experiment.variants.get(is_control=True).id
-    return [(variant_id, f"u{i}", 1.0, None, timezone.now(), key) for i, key in enumerate(ids)]
+    return [(variant_id, f"u{i}", 1.0, None, timezone.now(), key, 0) for i, key in enumerate(ids)]
 
 
 def outcomes(experiment) -> dict[tuple[str, int], tuple]:
@@ -73,7 +73,7 @@ def test_the_unit_sums_equal_a_recount_after_random_batches_with_repeated_ids(in
             # Quarters add up exactly in any order, so the comparison can be exact.
             value = rng.randint(-20, 40) / 4
             key = rng.choice([None, f"id-{rng.randint(0, 150)}"])
-            batch.append((variant_id, unit, value, None, now, key))
+            batch.append((variant_id, unit, value, None, now, key, 0))
         insert(experiment.id, pairing, batch, now)
 
     incremental = outcomes(experiment)

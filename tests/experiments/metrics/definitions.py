@@ -19,3 +19,19 @@ def metrics_body(**overrides) -> dict:
     ]
     body.update(overrides)
     return body
+
+
+# What each key of metrics_body() is stored under: the primary at 0, the others in order.
+POSITIONS = {"conversion": 0, "revenue": 1, "latency_ms": 2, "refunds": 3}
+
+
+def started_with_metrics(*metrics: tuple[str, str], **fields):
+    """A started experiment (ExperimentFactory's fields) with secondary metrics (key, type) at positions 1, 2, ..."""
+    from experiments.models import Metric
+    from experiments.services.lifecycle import experiment_start
+    from tests.factories import ExperimentFactory
+
+    experiment = ExperimentFactory(**fields)
+    for position, (key, metric_type) in enumerate(metrics, start=1):
+        Metric.objects.create(experiment=experiment, position=position, key=key, name=key, metric_type=metric_type)
+    return experiment_start(experiment=experiment, actor=None)
