@@ -56,6 +56,21 @@ def test_setup_demo_prints_a_working_login_and_loads_a_running_experiment():
 
 
 @pytest.mark.django_db
+def test_setup_demo_runs_a_finished_multi_metric_example_whose_guardrail_holds_the_winner_back():
+    run("setup_demo")
+
+    example = Experiment.objects.get(key="checkout-redesign")
+    assert example.status == "analyzed" and [m.key for m in example.metrics.all()] == ["revenue", "page_latency_ms"]
+    document = example.result.document
+    assert [m["key"] for m in document["metrics"]] == ["conversion", "revenue", "page_latency_ms"]
+    primary = document["comparisons"][0]
+    latency = document["metrics"][2]["comparisons"][0]
+    assert primary["significant"] and primary["effect"] > 0      # green converts better ...
+    assert not latency["non_inferior"]                            # ... but the page got slower than allowed
+    assert document["decision"]["outcome"] == "keep" and "page_latency_ms" in document["decision"]["reason"]
+
+
+@pytest.mark.django_db
 def test_the_migration_creates_experimenter_and_viewer_groups():
     from django.contrib.auth.models import Group
 

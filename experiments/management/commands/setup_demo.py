@@ -1,4 +1,4 @@
-"""`manage.py setup_demo`: a demo admin (login printed) and a running demo experiment."""
+"""`manage.py setup_demo`: a demo admin (login printed), a running demo experiment and a finished example."""
 
 import secrets
 from datetime import timedelta
@@ -6,6 +6,7 @@ from datetime import timedelta
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from experiments.demo import EXAMPLE_KEY, load_finished_example
 from experiments.models import Experiment, UserToken
 from experiments.services.definition import experiment_create
 from experiments.services.lifecycle import experiment_start
@@ -48,10 +49,15 @@ class Command(BaseCommand):
         if not Experiment.objects.filter(key=DEMO_KEY).exists():
             experiment = experiment_create(actor=admin, definition=demo_definition())
             experiment_start(experiment=experiment, actor=admin)
+        if not Experiment.objects.filter(key=EXAMPLE_KEY).exists():
+            self.stdout.write(f"Running the finished example {EXAMPLE_KEY!r} for real: a 10-second test and a "
+                              "5-second grace period, then its analysis (about 15 seconds, once) ...")
+            load_finished_example(actor=admin)
 
         self.stdout.write(
             "\n"
             f"  Admin:     http://127.0.0.1:8000/admin/  user {username}  password {password}\n"
             f"  API token: {token}\n"
             f"  Try:       curl -H 'Authorization: Bearer {token}' http://127.0.0.1:8000/api/v1/experiments/\n"
+            f"  Finished:  http://127.0.0.1:8000/reports/{EXAMPLE_KEY}/  (several metrics, a guardrail that held)\n"
         )
