@@ -1,4 +1,7 @@
-"""What the report's three charts draw: effects and means from the stored document, cumulative units from the rows.
+"""What the report's charts draw: effects and means from the stored document, cumulative units from the rows.
+
+Besides the primary's three charts, each guardrail and secondary metric has an effect chart
+of its own (`metric_effects_chart`), a guardrail's with its margin drawn on the harmful side.
 
 The units chart counts per day, or per hour or minute for a short test (a test of a few
 seconds or hours would otherwise be one point on an axis of days). Days come from
@@ -15,12 +18,12 @@ from django.db.models import Count, Min
 from django.db.models.functions import TruncHour, TruncMinute
 from django.utils import timezone
 
-from experiments.choices import Design
+from experiments.choices import Design, MetricRole
 from experiments.models import Assignment, Experiment, Observation, Variant
 from experiments.reports import charts
 from experiments.reports.aggregates import units_per_day
 from experiments.reports.tables import effect_bars, mean_bars
-from experiments.reports.wording import level_text
+from experiments.reports.wording import display_scale, harmful_margin, level_text
 
 # Test periods shorter than these are counted per minute, then per hour; longer ones per day.
 MINUTES_BELOW = timedelta(hours=2)
@@ -70,6 +73,22 @@ def mde_lines(protocol: dict, scale: float) -> list[float]:
         return [-mde * scale, mde * scale]
     preferred = 1 if protocol["metric"]["direction"] == "increase" else -1
     return [preferred * mde * scale]
+
+
+def margin_line(metric: dict, scale: float) -> float | None:
+    """Where a guardrail's margin is drawn: its null value on the harmful side, in display units (None otherwise)."""
+    return harmful_margin(metric) * scale if metric["role"] == MetricRole.GUARDRAIL else None
+
+
+def metric_effects_chart(metric: dict, *, name: str, unit: str, level: float) -> str | None:
+    """The effect chart of one entry of the document's `metrics` (None when no comparison was computable)."""
+    scale = display_scale(metric["type"])
+    bars = effect_bars(metric, scale)
+    if not bars:
+        return None
+    return charts.effects_chart(bars, mde_lines=[], margin_line=margin_line(metric, scale), unit=unit,
+                                level=level_text(level), salt=f"effects-{metric['key']}",
+                                title=f"Effect of each challenger on {name} with its interval")
 
 
 def time_step(duration: timedelta) -> str:

@@ -91,12 +91,22 @@ def _figure(height: float) -> Figure:
     return figure
 
 
-def effects_chart(bars: list[EffectBar], *, mde_lines: list[float], unit: str, level: str) -> str:
-    """Each challenger's effect with its interval against zero (solid) and the MDE (dashed)."""
+def effects_chart(bars: list[EffectBar], *, mde_lines: list[float], unit: str, level: str,
+                  margin_line: float | None = None, salt: str = "effects",
+                  title: str = "Effect of each challenger with its interval") -> str:
+    """Each challenger's effect with its interval against zero (solid) and the MDE (dashed).
+
+    A guardrail's chart gives `margin_line` instead: its non-inferiority margin on the harmful
+    side, dashed in amber, with the harm beyond it shaded. `salt` keeps the ids of one page's
+    several effect charts apart.
+    """
+    references = [(mde_lines, "minimum detectable effect", "#b91c1c"),
+                  ([] if margin_line is None else [margin_line], "non-inferiority margin", "#b45309")]
     with matplotlib.rc_context(RC):
         figure = _figure(1.4 + 0.55 * len(bars))
         axes = figure.axes[0]
-        finite = [v for bar in bars for v in (bar.effect, bar.low, bar.high) if v is not None] + mde_lines + [0.0]
+        lines = [line for positions, _, _ in references for line in positions]
+        finite = [v for bar in bars for v in (bar.effect, bar.low, bar.high) if v is not None] + lines + [0.0]
         span = (max(finite) - min(finite)) or 1.0
         left, right = min(finite) - 0.15 * span, max(finite) + 0.15 * span
         for row, bar in enumerate(bars):
@@ -111,18 +121,21 @@ def effects_chart(bars: list[EffectBar], *, mde_lines: list[float], unit: str, l
             axes.plot([bar.effect], [y], marker="o", color=tint, markersize=7,
                       markerfacecolor=tint if bar.significant else "white", markeredgewidth=2)
         axes.axvline(0, color=INK, linewidth=1)
-        for position, line in enumerate(mde_lines):
-            axes.axvline(line, color="#b91c1c", linewidth=1, linestyle="--",
-                         label="minimum detectable effect" if position == 0 else None)
+        for positions, label, tint in references:
+            for position, line in enumerate(positions):
+                axes.axvline(line, color=tint, linewidth=1, linestyle="--", label=label if position == 0 else None)
+        if margin_line is not None:
+            axes.axvspan(*((margin_line, right) if margin_line > 0 else (left, margin_line)), color="#fde68a",
+                         alpha=0.35, linewidth=0)
         axes.set_xlim(left, right)
         axes.set_ylim(-0.7, len(bars) - 0.3)
         axes.set_yticks(range(len(bars)), [bar.label for bar in reversed(bars)])
         axes.set_xlabel(f"effect vs control{f' ({unit})' if unit else ''}, {level} interval")
         axes.grid(axis="x", color=GRID)
         axes.set_axisbelow(True)
-        if mde_lines:
+        if lines:
             axes.legend(loc="upper left", bbox_to_anchor=(0, 1.0 + 0.5 / (1 + len(bars))), frameon=False, fontsize=8)
-    return _svg(figure, salt="effects", title="Effect of each challenger with its interval")
+    return _svg(figure, salt=salt, title=title)
 
 
 def means_chart(bars: list[MeanBar], *, unit: str, level: str) -> str:

@@ -14,6 +14,7 @@ from experiments.models import Experiment
 from experiments.reports.aggregates import latency_by_variant
 from experiments.reports.audit import audit_rows, promotion
 from experiments.reports.chart_data import report_charts
+from experiments.reports.metric_sections import metric_names, metric_sections
 from experiments.reports.tables import check_rows, comparison_rows, latency_rows, protocol_rows, variant_rows
 from experiments.reports.wording import decision_sentence, display_scale, interval_level, level_text, metric_label
 
@@ -55,10 +56,13 @@ def _result_context(experiment: Experiment, document: dict) -> dict[str, Any]:
         "decision_sentence": decision_sentence(
             design=experiment.design, metric_name=experiment.metric_name, metric_type=protocol["metric"]["type"],
             document=document, control=control.key, alpha=protocol["alpha"], mde=protocol.get("mde"), level=level,
+            metric_names=metric_names(protocol),
         ),
         "promotion": promotion(experiment),
         "latency_rows": (latency_rows(latency_by_variant(experiment), variants)
                          if experiment.design == Design.CHAMPION_CHALLENGER else None),
         "charts": report_charts(experiment, document, variants, level=level, scale=scale, unit=unit,
                                 mean_unit=mean_unit),
+        # Guardrails, then secondary metrics; empty for a part-1 document, whose page stays part 1's.
+        "metric_sections": metric_sections(document, protocol, level=level),
     }

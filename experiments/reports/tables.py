@@ -11,7 +11,7 @@ from typing import Any
 from scipy import stats
 
 from analysis.types import AnalysisPlan
-from experiments.choices import MetricType
+from experiments.choices import Aggregation, MetricRole, MetricType
 from experiments.db.rows import Latency
 from experiments.definitions.durations import iso_duration
 from experiments.models import Experiment, Variant
@@ -20,6 +20,7 @@ from experiments.reports.wording import (
     decimals_for,
     half_width,
     interval_text,
+    margin_text,
     number,
     p_clause,
     p_value_text,
@@ -66,6 +67,29 @@ def protocol_rows(experiment: Experiment) -> list[tuple[str, str]]:
         ("Duration", protocol.get("duration", iso_duration(experiment.duration))),
         ("Grace period", protocol.get("grace_period", iso_duration(experiment.grace_period))),
     ]
+    return rows + metric_protocol_rows(protocol)
+
+
+def metric_protocol_rows(protocol: dict) -> list[tuple[str, str]]:
+    """A row per guardrail and secondary metric, and which test set the sample; none for a part-1 protocol."""
+    metrics = protocol.get("metrics", [])
+    rows = []
+    for role, title in ((MetricRole.GUARDRAIL, "Guardrail"), (MetricRole.SECONDARY, "Secondary metric")):
+        for metric in (m for m in metrics if m["role"] == role):
+            facts = [f"{metric['type']}, {metric['direction']} is better"
+                     + (", each unit's mean" if metric["aggregation"] == Aggregation.MEAN else "")]
+            if role == MetricRole.GUARDRAIL:
+                sizes = metric["sample_size_per_variant"] or {}
+                facts += [f"margin {margin_text(metric)}",
+                          f"{metric['test']} at alpha {metric['alpha']:.4g}, power {metric['power']:.4g}",
+                          f"needs {max(sizes.values(), default=0):,} per variant"]
+            else:
+                facts += [metric["test"], "does not decide"]
+            rows.append((f"{title}: {metric['name']}", "; ".join(facts)))
+    setter = next((m for m in metrics if m["sets_sample"]), None)
+    if setter:
+        rows.append(("Planned sample set by", f"{setter['name']} ({setter['role']}), each test at power "
+                                              f"{setter['power']:.4g}"))
     return rows
 
 
@@ -93,6 +117,24 @@ def variant_rows(document: dict, protocol: dict, level: float) -> list[dict[str,
                 _cell("sd", variant["sd"], _scaled(variant["sd"], scale, decimals)),
             ],
             "interval": (interval_text(interval[0] * scale, interval[1] * scale, decimals) if interval else "–"),
+        })
+    return rows
+
+
+def metric_variant_rows(metric: dict, controls: set[str], scale: float) -> list[dict[str, Any]]:
+    """Per variant of a guardrail or secondary metric: units, units without observations (mean aggregation), mean, sd.
+
+    The mean is printed to the first significant digit of its standard error.
+    """
+    rows = []
+    for variant in metric["variants"]:
+        n, mean, sd = variant["units"], variant["mean"], variant["sd"]
+        decimals = decimals_for(sd * scale / math.sqrt(n)) if sd is not None and n else 2
+        rows.append({
+            "key": variant["key"], "is_control": variant["key"] in controls, "units": n,
+            "without": variant.get("units_without_observations"),
+            "cells": [_cell("mean", mean, _scaled(mean, scale, decimals)),
+                      _cell("sd", sd, _scaled(sd, scale, decimals))],
         })
     return rows
 

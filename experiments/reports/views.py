@@ -82,5 +82,5 @@ def report_result_csv(request, key: str):
     if error:
         return error
     level = interval_level(experiment.protocol["alpha"], len(result.document["comparisons"]))
-    body = result_csv(result.document, interval_level=level)
+    body = result_csv(result.document, interval_level=level, primary_key=experiment.metric_key)
     return _attachment(HttpResponse(body, content_type="text/csv; charset=utf-8"), f"{key}-result.csv")

@@ -58,17 +58,22 @@ def analysed_champion_challenger(requests: int = 300, seed: int = 7) -> tuple[Ex
 
 
 class FigureReader(HTMLParser):
-    """Collects every element with data-field: {(row's data-variant, field): attributes}."""
+    """Collects every element with data-field: {(row's data-variant, field): attributes}, and the same
+    keyed by the metric section it is in: {(section's data-metric or None, variant, field): attributes}."""
 
     def __init__(self):
         super().__init__()
         self.variant: str | None = None
+        self.metric: str | None = None
         self.figures: dict[tuple[str | None, str], dict[str, str]] = {}
+        self.metric_figures: dict[tuple[str | None, str | None, str], dict[str, str]] = {}
         self.svgs = 0
         self.charts: list[str] = []
 
     def handle_starttag(self, tag, attrs):
         attributes = dict(attrs)
+        if tag == "section":
+            self.metric = attributes.get("data-metric")
         if tag == "tr":
             self.variant = attributes.get("data-variant")
         if tag == "svg":
@@ -77,6 +82,7 @@ class FigureReader(HTMLParser):
             self.charts.append(attributes["data-chart"])
         if "data-field" in attributes:
             self.figures[(self.variant, attributes["data-field"])] = attributes
+            self.metric_figures[(self.metric, self.variant, attributes["data-field"])] = attributes
 
 
 def read_figures(html: str) -> FigureReader:

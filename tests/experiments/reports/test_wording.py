@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from experiments.reports.wording import decision_sentence, p_value_text, promote_sentence
+from experiments.reports.wording import decision_sentence, guardrail_verdict, p_value_text, promote_sentence
 
 EFFECT = re.compile(r"\b(raised|lowered)\b")
 
@@ -81,3 +81,96 @@ def test_invalid_repeats_the_reason_and_promotes_nothing():
                                          (0.001, "0.001"), (None, "–")])
 def test_p_values_have_two_significant_digits_and_no_exponent(p, text):
     assert p_value_text(p) == text
+
+
+# Several metrics: a hand-made FIXTURE of the document's `metrics` (primary first), numbers invented.
+def guardrail(key="latency_ms", *, direction="decrease", metric_type="continuous", margin=5.0, **comparison):
+    values = {"variant": "green", "vs": "control", "effect": 7.0, "ci_low": None, "ci_high": 9.1, "bound": 9.1,
+              "p_value": 0.93, "adjusted_p_value": 0.93, "non_inferior": False, "significant": False,
+              "not_computable_reason": None, **comparison}
+    return {"key": key, "role": "guardrail", "type": metric_type, "direction": direction, "margin": margin,
+            "comparisons": [values]}
+
+
+def with_metrics(outcome, comparisons, guardrails, **kwargs):
+    doc = document(outcome, comparisons, **kwargs)
+    doc["metrics"] = [{"key": "conversion", "role": "primary", "type": "binary", "direction": "increase",
+                       "comparisons": comparisons}, *guardrails]
+    return doc
+
+
+NAMES = {"latency_ms": "Page latency", "refunds": "Refund rate", "lcp_ms": "LCP"}
+
+
+def metric_sentence(doc, level=0.95):
+    return decision_sentence(design="ab", metric_name="checkout_conversion", metric_type="binary", document=doc,
+                             control="control", alpha=0.05, mde=0.01, level=level, metric_names=NAMES)
+
+
+def test_a_guardrail_that_held_a_challenger_back_is_named_with_its_estimate_and_bound():
+    doc = with_metrics("keep", [comparison(effect=0.011, low=0.0015, high=0.0205, p=0.02)], [guardrail()])
+
+    assert metric_sentence(doc) == ("The green variant raised checkout conversion by 1.1 points, but page latency "
+                                    "was not shown to stay within +5 ms (estimate +7.0 ms, bound +9.1 ms): keep "
+                                    "control.")
+
+
+def test_every_guardrail_that_failed_is_named_and_an_acronym_keeps_its_capitals():
+    refunds = guardrail("refunds", metric_type="binary", margin=0.005, effect=0.006, ci_high=0.009, bound=0.009)
+    lcp = guardrail("lcp_ms", margin=100.0, effect=150.0, ci_high=180.0, bound=180.0)
+    doc = with_metrics("keep", [comparison(effect=0.011, low=0.0015, high=0.0205, p=0.02)], [refunds, lcp])
+
+    assert metric_sentence(doc).endswith(
+        "but refund rate was not shown to stay within +0.5 points (estimate +0.6 points, bound +0.9 points) and LCP "
+        "was not shown to stay within +100 ms (estimate +150.0 ms, bound +180.0 ms): keep control.")
+
+
+def test_a_promotion_keeps_its_part_1_sentence_and_adds_the_challenger_a_guardrail_held_back():
+    winner = comparison(variant="blue", effect=0.011, low=0.0015, high=0.0205, p=0.02)
+    held = comparison(variant="green", effect=0.02, low=0.01, high=0.03, p=0.001)
+    doc = with_metrics("promote", [winner, held], [guardrail()], variant="blue")
+
+    text = metric_sentence(doc, level=0.975)
+
+    promoted = decision_sentence(design="ab", metric_name="checkout_conversion", metric_type="binary",
+                                 document=document("promote", [winner, held], variant="blue"), control="control",
+                                 alpha=0.05, mde=0.01, level=0.975)
+    assert text == (f"{promoted} The green variant raised checkout conversion by 2.0 points, but page latency was "
+                    "not shown to stay within +5 ms (estimate +7.0 ms, bound +9.1 ms).")
+
+
+def test_an_inconclusive_result_held_back_by_a_guardrail_claims_no_harm():
+    doc = with_metrics("inconclusive", [comparison(effect=0.011, low=0.0015, high=0.0205, p=0.02)], [guardrail()],
+                       reached={"control": True, "green": False})
+
+    text = metric_sentence(doc)
+
+    assert text.startswith("Inconclusive (green stayed below the planned sample size): the green variant raised "
+                           "checkout conversion by 1.1 points, but page latency was not shown to stay within +5 ms")
+    assert text.endswith("Keep control for now; with too little data this is no evidence of harm either.")
+
+
+def test_guardrails_that_held_and_a_primary_that_did_not_win_change_nothing_in_the_sentence():
+    held = guardrail(effect=1.2, ci_high=3.4, bound=3.4, non_inferior=True, significant=True)
+    not_significant = [comparison(p=0.4, low=-0.01)]
+
+    assert metric_sentence(with_metrics("keep", not_significant, [guardrail()])) == sentence("keep", not_significant)
+    winner = [comparison()]
+    assert (metric_sentence(with_metrics("promote", winner, [held], variant="green"), level=0.95)
+            == sentence("promote", winner, variant="green"))
+
+
+@pytest.mark.parametrize(("metric", "verdict"), [
+    (guardrail(effect=1.2, ci_high=3.4, bound=3.4, non_inferior=True),
+     "held: green's page latency stayed within +5 ms (estimate +1.2 ms, bound +3.4 ms)"),
+    (guardrail(),
+     "not shown: green's page latency was not shown to stay within +5 ms (estimate +7.0 ms, bound +9.1 ms)"),
+    # Increase is better: the harm is a fall, so the margin and the bound sit below zero.
+    (guardrail("refunds", direction="increase", metric_type="binary", margin=0.005, effect=-0.001, ci_low=-0.003,
+               ci_high=None, bound=-0.003, non_inferior=True),
+     "held: green's refund rate stayed within -0.5 points (estimate -0.1 points, bound -0.3 points)"),
+    (guardrail(effect=None, ci_high=None, bound=None, not_computable_reason="no unit has an observation"),
+     "not computable: green's page latency could not be assessed (no unit has an observation)"),
+])
+def test_a_guardrail_verdict_is_held_not_shown_or_not_computable(metric, verdict):
+    assert guardrail_verdict(metric, metric["comparisons"][0], name=NAMES[metric["key"]]) == verdict
