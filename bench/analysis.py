@@ -38,8 +38,20 @@ postgres://postgres@127.0.0.1:5432/bench_analysis: dropped, created, migrated). 
      analysis runs (captured from experiments.unit_outcomes.read while it runs, under the same
      SET LOCAL work_mem), and the former formulation (every observation grouped by unit at
      analysis time, before UnitOutcome) timed side by side (--no-alternatives to skip it).
+  5. Several metrics (issue 12), at the sizes of --metrics-sizes (default 1M and 10M): an `ab`
+     experiment made through the services with three metrics, the primary binary `conversion`,
+     a secondary continuous `revenue` (aggregation sum) and a guardrail continuous `latency_ms`
+     (aggregation mean, margin 5 ms); U = N/2 units assigned as above and N observations, each
+     for a unit drawn at random and a metric drawn 40% / 20% / 40% (metric_position set per row;
+     conversion 0/1 at 5% / 5.3%, revenue Gamma(2, 25), latency Normal(200, 40) ms, +1 ms for
+     green), loaded the same way, then `unit_outcomes_rebuild`. Its floor is the same aggregate
+     per metric: `SELECT metric_position, variant_id, count(*), sum(value), sum(value*value) FROM
+     experiments_observation WHERE experiment_id = %s GROUP BY metric_position, variant_id`,
+     timed adjacent to each analysis run as in 2-3; same targets, one row per size, and the
+     EXPLAIN of the analysis's queries at the largest size. --only-metrics runs only this scenario.
 
 Usage: .venv/bin/python bench/analysis.py [--sizes 1000000 10000000] [--cc-sizes ...] [--no-alternatives]
+       [--metrics-sizes 1000000 10000000] [--only-metrics]
        [--no-wait]   (otherwise it waits until no other bench/ script runs before measuring)
 """
 
@@ -63,6 +75,7 @@ if str(ROOT) not in sys.path:
 from bench.analysis_setup import OUTCOMES, create_experiments, django_setup, load, make_due, sum_units  # noqa: E402
 from bench.analysis_sql import (  # noqa: E402
     BARE,
+    BARE_METRICS,
     alternatives,
     explain_application_queries,
     explain_summary,
@@ -148,13 +161,14 @@ def _run_worker(env: dict[str, str], conn: psycopg.Connection, experiment_id: in
     return figures
 
 
-def _paired(env: dict[str, str], conn: psycopg.Connection, experiment_id: int, variant: str, runs: int) -> dict:
+def _paired(env: dict[str, str], conn: psycopg.Connection, experiment_id: int, variant: str, runs: int,
+            bare_sql: str = BARE) -> dict:
     """`runs` rounds of (bare aggregate, analysis subprocess), each ratio against the bare aggregate
     timed just before it (the machine is shared: adjacent timings see the same load). The first
     round only warms the cache; of the others, the round with the median ratio is kept."""
     rounds = []
     for _ in range(runs):
-        bare, _ = timed_sql(conn, BARE, [experiment_id], runs=1)
+        bare, _ = timed_sql(conn, bare_sql, [experiment_id], runs=1)
         figures = _run_worker(env, conn, experiment_id, variant)
         figures.update(bare_s=bare, ratio=figures["analysis_s"] / bare)
         rounds.append(figures)
@@ -180,6 +194,21 @@ def _same_document(a: dict, b: dict, rel: float = 1e-9) -> bool:
 
 
 # -- report ----------------------------------------------------------------------------------------
+
+LABELS = {"ab": "ab binary (application)", "cc": "cc continuous (application)",
+          "metrics": "ab 3 metrics (application)"}
+
+
+def _metrics_summary(document: dict) -> str:
+    """Each metric of a results document: key, role, units and mean per variant (a check that all were read)."""
+    parts = []
+    for metric in document.get("metrics", []):
+        arms = ", ".join(f"{v['key']} {v['units']:,} units mean {v['mean']:.4g}"
+                         + (f" ({v['units_without_observations']:,} without)" if "units_without_observations" in v
+                            else "") for v in metric["variants"])
+        parts.append(f"{metric['key']} ({metric['role']}): {arms}")
+    return "; ".join(parts) or "no metrics list in the document"
+
 
 def _row(label: str, size: int, figures: dict) -> dict:
     bare, ratio = figures["bare_s"], figures["ratio"]
@@ -209,7 +238,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-analysis-"))
     env = server_env(database_url, workdir, broker_db=13)
     _log(f"database {redacted(database_url)} (dropped, created, migrated); sizes {args.sizes}, "
-         f"champion/challenger at {args.cc_sizes}")
+         f"champion/challenger at {args.cc_sizes}, three metrics at {args.metrics_sizes}")
     recreate_database(database_url)
     manage(env, "migrate", "--no-input")
     django_setup(env)
@@ -222,7 +251,7 @@ def main() -> int:
             "SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name IN ('shared_buffers', "
             "'work_mem', 'hash_mem_multiplier', 'max_parallel_workers_per_gather', 'jit')").fetchall())
         _log(f"PostgreSQL settings: {server}; ANALYSIS_WORK_MEM = {work_mem}")
-        for size in sorted(args.sizes):
+        for size in sorted(set(args.sizes) | set(args.cc_sizes) | set(args.metrics_sizes)):
             _measure_size(args, env, conn, size, work_mem, rows, quiet, loads)
 
     _log("")
@@ -244,19 +273,25 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--sizes", type=int, nargs="+", default=DEFAULT_SIZES)
     parser.add_argument("--cc-sizes", type=int, nargs="*",
                         help="sizes at which the champion/challenger experiment is loaded too (default: every size)")
+    parser.add_argument("--metrics-sizes", type=int, nargs="*", default=DEFAULT_SIZES,
+                        help="sizes of the three-metric experiment (issue 12; default 1M and 10M; none: skip it)")
+    parser.add_argument("--only-metrics", action="store_true",
+                        help="only the three-metric scenario (no single-metric ab or cc experiment)")
     parser.add_argument("--no-alternatives", action="store_true")
     parser.add_argument("--no-wait", action="store_true", help="measure even if other benchmarks run")
     parser.add_argument("--wait-timeout", type=float, default=1800.0)
     args = parser.parse_args()
     if args.cc_sizes is None:
         args.cc_sizes = args.sizes
+    if args.only_metrics:
+        args.sizes, args.cc_sizes = [], []
     return args
 
 
 def _measure_size(args, env: dict[str, str], conn: psycopg.Connection, size: int, work_mem: str,
                   rows: list[dict], quiet: list[bool], loads: list[float]) -> None:
     """Load the experiments of one size, then time each one's analysis against the bare aggregate."""
-    made = create_experiments(size, size in args.cc_sizes)
+    made = create_experiments(size, size in args.cc_sizes, ab=size in args.sizes, metrics=size in args.metrics_sizes)
     load_start = time.perf_counter()
     load(conn, made, size)
     sum_units([m["id"] for m in made.values()])
@@ -266,13 +301,17 @@ def _measure_size(args, env: dict[str, str], conn: psycopg.Connection, size: int
     quiet.append(_wait_quiet(args))
     loads.append(os.getloadavg()[0])
     for name, experiment in made.items():
-        timed_sql(conn, BARE, [experiment["id"]], runs=1)   # warms the cache for the first round
-        figures = _paired(env, conn, experiment["id"], "app", runs=2)
-        rows.append(_row(f"{name} {'binary' if name == 'ab' else 'continuous'} (application)", size, figures))
+        bare_sql = BARE_METRICS if name == "metrics" else BARE
+        timed_sql(conn, bare_sql, [experiment["id"]], runs=1)   # warms the cache for the first round
+        figures = _paired(env, conn, experiment["id"], "app", runs=2, bare_sql=bare_sql)
+        rows.append(_row(LABELS[name], size, figures))
         _log(f"  {name}: bare {figures['bare_s']:.2f} s, analysis {figures['analysis_s']:.2f} s "
              f"(subprocess {figures['total_s']:.2f} s), peak RSS {figures['hwm_kb'] / 1024:.0f} MB, "
              f"{figures['outcome']}")
-        if size == (max(args.sizes) if name == "ab" else max(args.cc_sizes)):
+        if name == "metrics":
+            _log("    " + _metrics_summary(figures["document"]))
+        largest = {"ab": args.sizes, "cc": args.cc_sizes, "metrics": args.metrics_sizes}[name]
+        if size == max(largest):
             _explain(args, conn, name, experiment, size, work_mem)
     quiet[-1] = quiet[-1] and not _other_benchmarks()
     loads.append(os.getloadavg()[0])
@@ -287,7 +326,7 @@ def _explain(args, conn: psycopg.Connection, name: str, experiment: dict, size: 
         _log(f"  query {index}: " + " ".join(sql.split())[:160] + " ...")
         for line in explain_summary(plan[0]) + ["    " + s for s in spills(plan[0]["Plan"])]:
             _log(line)
-    if not args.no_alternatives:
+    if not args.no_alternatives and name != "metrics":
         _log(f"  Before per-unit sums at N = {size:,} (SQL only, from the bench, work_mem "
              f"{work_mem}; ratio against a bare aggregate timed just before):")
         for label, seconds, bare in alternatives(conn, work_mem, name, experiment):

@@ -20,20 +20,26 @@ def django_setup(env: dict[str, str]):
     django.setup()
 
 
-def create_experiments(size: int, cc: bool) -> dict[str, dict]:
-    """Create and start the experiments through the services; return ids and variant ids."""
+def create_experiments(size: int, cc: bool, *, ab: bool = True, metrics: bool = False) -> dict[str, dict]:
+    """Create and start the experiments through the services; return ids and variant ids.
+
+    `ab` (binary, one metric), `cc` (champion/challenger, continuous) and `metrics` (an `ab`
+    test with three metrics: conversion, revenue and a mean-aggregated latency guardrail).
+    """
     from experiments.services.definition import experiment_create
     from experiments.services.lifecycle import experiment_start
 
     common = dict(alpha=0.05, power=0.8, alternative="two-sided", duration=timedelta(days=14),
                   grace_period=timedelta(0), traffic_percent=100.0, auto_promote=False)
-    definitions = {"ab": dict(
-        key=f"bench-ab-{size}", name=f"Benchmark checkout ({size:,} observations)",
-        hypothesis="A green button raises conversion", design="ab", metric_name="conversion",
-        metric_type="binary", metric_direction="increase", baseline_mean=0.10, baseline_sd=None,
-        mde=0.01, sample_size_per_variant=None,
-        variants=[{"key": "control", "weight": 1.0, "is_control": True, "payload": {}},
-                  {"key": "green", "weight": 1.0, "is_control": False, "payload": {}}], **common)}
+    definitions = {}
+    if ab:
+        definitions["ab"] = dict(
+            key=f"bench-ab-{size}", name=f"Benchmark checkout ({size:,} observations)",
+            hypothesis="A green button raises conversion", design="ab", metric_name="conversion",
+            metric_type="binary", metric_direction="increase", baseline_mean=0.10, baseline_sd=None,
+            mde=0.01, sample_size_per_variant=None,
+            variants=[{"key": "control", "weight": 1.0, "is_control": True, "payload": {}},
+                      {"key": "green", "weight": 1.0, "is_control": False, "payload": {}}], **common)
     if cc:
         definitions["cc"] = dict(
             key=f"bench-cc-{size}", name=f"Benchmark ranker ({size:,} observations)",
@@ -42,6 +48,22 @@ def create_experiments(size: int, cc: bool) -> dict[str, dict]:
             baseline_sd=5.0, mde=0.5, sample_size_per_variant=None,
             variants=[{"key": "champion", "weight": 1.0, "is_control": True, "payload": {}},
                       {"key": "challenger", "weight": 1.0, "is_control": False, "payload": {}}], **common)
+    if metrics:
+        definitions["metrics"] = dict(
+            key=f"bench-metrics-{size}", name=f"Benchmark checkout, three metrics ({size:,} observations)",
+            hypothesis="A green button raises conversion without slowing the page down", design="ab",
+            metric_name="conversion", metric_key="conversion", metric_type="binary", metric_direction="increase",
+            metric_aggregation="sum", baseline_mean=0.10, baseline_sd=None, mde=0.01, sample_size_per_variant=None,
+            variants=[{"key": "control", "weight": 1.0, "is_control": True, "payload": {}},
+                      {"key": "green", "weight": 1.0, "is_control": False, "payload": {}}],
+            metrics=[
+                {"key": "revenue", "name": "Revenue per user", "role": "secondary", "metric_type": "continuous",
+                 "direction": "increase", "aggregation": "sum", "baseline_mean": None, "baseline_sd": None,
+                 "margin": None},
+                {"key": "latency_ms", "name": "Page latency", "role": "guardrail", "metric_type": "continuous",
+                 "direction": "decrease", "aggregation": "mean", "baseline_mean": 200.0, "baseline_sd": 40.0,
+                 "margin": 5.0},
+            ], **common)
     made = {}
     for name, definition in definitions.items():
         experiment = experiment_start(experiment=experiment_create(actor=None, definition=definition), actor=None)
@@ -103,7 +125,10 @@ def load(conn: psycopg.Connection, made: dict[str, dict], size: int) -> None:
                     conn.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{constraint}"')
                 else:
                     conn.execute(f'DROP INDEX "{name}"')
-        _load_ab(conn, made["ab"], size, units)
+        if "ab" in made:
+            _load_ab(conn, made["ab"], size, units)
+        if "metrics" in made:
+            _load_metrics(conn, made["metrics"], size, units)
         if "cc" in made:
             _load_cc(conn, made["cc"], units)
         for table, indexes in saved.items():
@@ -159,3 +184,40 @@ def _load_cc(conn: psycopg.Connection, cc: dict, units: int) -> None:
               FROM generate_series(0, %s - 1) AS u) AS requests
         CROSS JOIN (VALUES (%s::bigint, true), (%s::bigint, false)) AS v (id, champion)
         """, [cc["id"], units, units, champion, challenger])
+
+
+# Share of the observations per metric position (conversion, revenue, latency).
+METRIC_SHARES = (0.4, 0.2, 0.4)
+
+
+def _load_metrics(conn: psycopg.Connection, experiment: dict, size: int, units: int) -> None:
+    """U = N/2 units assigned as in `_load_ab`; N observations, each for a unit drawn at random and
+    a metric drawn with METRIC_SHARES: conversion 0/1 (5% / 5.3% per observation), revenue
+    Gamma(2, 25) (mean 50), latency Normal(200, 40) ms (+1 ms for green), aggregated by mean."""
+    control, green = experiment["variants"]
+    unit = "'user-' || lpad(u::text, 9, '0')"
+    variant = f"CASE WHEN hashtext({unit}) & 1 = 0 THEN {control} ELSE {green} END"
+    first, second = METRIC_SHARES[0], METRIC_SHARES[0] + METRIC_SHARES[1]
+    conn.execute(
+        f"""
+        INSERT INTO {ASSIGNMENTS} (experiment_id, unit, variant_id, assigned_at)
+        SELECT %s, {unit}, {variant}, now() - interval '15 days' + u * (interval '13 days' / %s)
+        FROM generate_series(0, %s - 1) AS u
+        """, [experiment["id"], units, units])
+    conn.execute(
+        f"""
+        INSERT INTO {OBSERVATIONS} (experiment_id, variant_id, unit, value, latency_ms, observed_at, received_at,
+                                    idempotency_key, metric_position)
+        SELECT %s, v, {unit},
+               CASE m WHEN 0 THEN (random() < CASE WHEN v = {control} THEN 0.05 ELSE 0.053 END)::int
+                      WHEN 1 THEN round((-25 * ln(1 - random()) - 25 * ln(1 - random()))::numeric, 2)::float8
+                      ELSE round((200 + CASE WHEN v = {control} THEN 0 ELSE 1 END
+                                  + 40 * sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random()))::numeric, 1)::float8
+               END,
+               NULL, at, at + interval '2 seconds', 'o-' || i, m
+        FROM (SELECT i, u, {variant} AS v, m, now() - interval '15 days' + i * (interval '14 days' / %s) AS at
+              FROM (SELECT i, u, CASE WHEN r < {first} THEN 0 WHEN r < {second} THEN 1 ELSE 2 END AS m
+                    FROM (SELECT i, floor(random() * %s)::int AS u, random() AS r
+                          FROM generate_series(0, %s - 1) AS i) AS drawn) AS picked
+             ) AS rows
+        """, [experiment["id"], size, units, size])

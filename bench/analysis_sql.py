@@ -11,6 +11,9 @@ from bench.analysis_setup import ASSIGNMENTS, OBSERVATIONS, OUTCOMES
 
 BARE = f"""SELECT variant_id, count(*), sum(value), sum(value * value)
 FROM {OBSERVATIONS} WHERE experiment_id = %s GROUP BY variant_id"""
+# The floor of an experiment with several metrics (issue 12): the same aggregate per metric and variant.
+BARE_METRICS = f"""SELECT metric_position, variant_id, count(*), sum(value), sum(value * value)
+FROM {OBSERVATIONS} WHERE experiment_id = %s GROUP BY metric_position, variant_id"""
 
 
 def timed_sql(conn: psycopg.Connection, sql: str, params: list, *, settings: dict[str, str] | None = None,
@@ -28,11 +31,11 @@ def timed_sql(conn: psycopg.Connection, sql: str, params: list, *, settings: dic
 
 
 def paired_sql(conn: psycopg.Connection, experiment_id: int, statements: list[tuple[str, list]],
-                settings: dict[str, str], runs: int) -> tuple[float, float]:
+                settings: dict[str, str], runs: int, bare_sql: str = BARE) -> tuple[float, float]:
     """Like analysis.py's _paired for SQL run from here: (seconds, bare seconds) of the median-ratio round after the first."""
     rounds = []
     for _ in range(runs):
-        bare, _ = timed_sql(conn, BARE, [experiment_id], runs=1)
+        bare, _ = timed_sql(conn, bare_sql, [experiment_id], runs=1)
         seconds = sum(timed_sql(conn, sql, params, settings=settings, runs=1)[0] for sql, params in statements)
         rounds.append((seconds, bare))
     measured = sorted(rounds[1:] or rounds, key=lambda r: r[0] / r[1])
