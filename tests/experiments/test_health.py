@@ -32,7 +32,10 @@ def silent_broker():
 
 
 @pytest.mark.django_db
-def test_live_and_ready_are_200_when_everything_answers():
+def test_live_and_ready_are_200_when_everything_answers(settings):
+    # A broker that answers, on a machine busy with other work, may take more than the 0.5 s
+    # production bound to connect; this test is about the answer, not that bound (tested below).
+    settings.HEALTHZ_READY_BROKER_TIMEOUT_SECONDS = 10
     live = Client().get("/healthz/live")
     ready = Client().get("/healthz/ready")
 
