@@ -140,16 +140,25 @@ def load(conn: psycopg.Connection, made: dict[str, dict], size: int) -> None:
         conn.execute(f"VACUUM ANALYZE {table}")
 
 
-def _load_ab(conn: psycopg.Connection, ab: dict, size: int, units: int) -> None:
-    control, green = ab["variants"]
-    unit = "'user-' || lpad(u::text, 9, '0')"
-    variant = f"CASE WHEN hashtext({unit}) & 1 = 0 THEN {control} ELSE {green} END"
+UNIT_SQL = "'user-' || lpad(u::text, 9, '0')"
+
+
+def _assign_units(conn: psycopg.Connection, experiment: dict, units: int) -> tuple[str, str]:
+    """Assign `units` units about 50/50 by a hash of the unit; returns the SQL of unit u and of its variant id."""
+    control, green = experiment["variants"]
+    variant = f"CASE WHEN hashtext({UNIT_SQL}) & 1 = 0 THEN {control} ELSE {green} END"
     conn.execute(
         f"""
         INSERT INTO {ASSIGNMENTS} (experiment_id, unit, variant_id, assigned_at)
-        SELECT %s, {unit}, {variant}, now() - interval '15 days' + u * (interval '13 days' / %s)
+        SELECT %s, {UNIT_SQL}, {variant}, now() - interval '15 days' + u * (interval '13 days' / %s)
         FROM generate_series(0, %s - 1) AS u
-        """, [ab["id"], units, units])
+        """, [experiment["id"], units, units])
+    return UNIT_SQL, variant
+
+
+def _load_ab(conn: psycopg.Connection, ab: dict, size: int, units: int) -> None:
+    control, _ = ab["variants"]
+    unit, variant = _assign_units(conn, ab, units)
     conn.execute(
         f"""
         INSERT INTO {OBSERVATIONS}
@@ -194,16 +203,9 @@ def _load_metrics(conn: psycopg.Connection, experiment: dict, size: int, units: 
     """U = N/2 units assigned as in `_load_ab`; N observations, each for a unit drawn at random and
     a metric drawn with METRIC_SHARES: conversion 0/1 (5% / 5.3% per observation), revenue
     Gamma(2, 25) (mean 50), latency Normal(200, 40) ms (+1 ms for green), aggregated by mean."""
-    control, green = experiment["variants"]
-    unit = "'user-' || lpad(u::text, 9, '0')"
-    variant = f"CASE WHEN hashtext({unit}) & 1 = 0 THEN {control} ELSE {green} END"
+    control, _ = experiment["variants"]
+    unit, variant = _assign_units(conn, experiment, units)
     first, second = METRIC_SHARES[0], METRIC_SHARES[0] + METRIC_SHARES[1]
-    conn.execute(
-        f"""
-        INSERT INTO {ASSIGNMENTS} (experiment_id, unit, variant_id, assigned_at)
-        SELECT %s, {unit}, {variant}, now() - interval '15 days' + u * (interval '13 days' / %s)
-        FROM generate_series(0, %s - 1) AS u
-        """, [experiment["id"], units, units])
     conn.execute(
         f"""
         INSERT INTO {OBSERVATIONS} (experiment_id, variant_id, unit, value, latency_ms, observed_at, received_at,

@@ -13,7 +13,7 @@ from experiments.definitions.durations import iso_duration
 from experiments.definitions.fields import experiment_definition
 from experiments.definitions.fields import default_metric_key
 from experiments.definitions.planning import sample_plan
-from experiments.definitions.protocol import frozen_protocol_metrics, protocol_metrics
+from experiments.definitions.protocol import definition_metrics, frozen_protocol_metrics, protocol_metrics
 from experiments.definitions.rules import definition_warnings
 from experiments.limits import (
     MAX_ABS_BASELINE,
@@ -286,17 +286,8 @@ class ExperimentSerializer(serializers.ModelSerializer):
                 "direction": experiment.metric_direction, "key": experiment.metric_key}
 
     def get_metrics(self, experiment: Experiment) -> list[dict]:
-        """Part 2's shape: every metric, the primary first."""
-        primary = {"key": experiment.metric_key, "name": experiment.metric_name, "role": MetricRole.PRIMARY.value,
-                   "type": experiment.metric_type, "direction": experiment.metric_direction,
-                   "aggregation": experiment.metric_aggregation, "baseline_mean": experiment.baseline_mean,
-                   "baseline_sd": experiment.baseline_sd, "mde": experiment.mde, "margin": None}
-        return [primary, *(
-            {"key": m.key, "name": m.name, "role": m.role, "type": m.metric_type, "direction": m.direction,
-             "aggregation": m.aggregation, "baseline_mean": m.baseline_mean, "baseline_sd": m.baseline_sd,
-             "mde": None, "margin": m.margin}
-            for m in experiment.metrics.all()
-        )]
+        """Part 2's shape: every metric, the primary first (its mde as given: null with a sample size)."""
+        return definition_metrics(experiment_definition(experiment), mde=experiment.mde)
 
     def get_variants(self, experiment: Experiment) -> list[dict]:
         return [

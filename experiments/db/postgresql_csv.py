@@ -38,7 +38,7 @@ from psycopg.errors import UniqueViolation
 from experiments.choices import Design
 from experiments.db.postgresql_sums import OBSERVATION_COLUMNS, add_from_sql, summed_rows_sql
 from experiments.limits import MAX_ABS_VALUE, MAX_ID_LENGTH, MAX_LATENCY_MS, MAX_UNIT_LENGTH
-from experiments.metric_model import observed_metrics
+from experiments.models import observed_metrics
 from experiments.models import Assignment, Experiment, Observation, UnitOutcome
 from experiments.unit_outcomes.write import COLUMNS as OUTCOME_COLUMNS
 from experiments.unit_outcomes.write import pairings

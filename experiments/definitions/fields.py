@@ -7,7 +7,7 @@ fields (METRIC_FIELDS), in their order.
 
 from typing import Any
 
-from experiments.metric_model import default_metric_key
+from experiments.models import default_metric_key
 from experiments.models import Experiment, Metric
 
 __all__ = ["DEFINITION_FIELDS", "METRIC_FIELDS", "default_metric_key", "experiment_definition", "metric_definition"]

@@ -72,15 +72,15 @@ def has_several_metrics(definition: dict[str, Any]) -> bool:
     )
 
 
-def protocol_metrics(definition: dict[str, Any], plan: SamplePlan) -> list[dict[str, Any]]:
-    """`protocol.metrics`: every metric's definition and its test's plan, the primary first."""
+def definition_metrics(definition: dict[str, Any], *, mde: float | None) -> list[dict[str, Any]]:
+    """Every metric of a definition in part 2's shape, the primary first (with `mde`; the others None)."""
     primary = {
         "key": definition.get("metric_key") or default_metric_key(definition["metric_name"]),
         "name": definition["metric_name"], "role": MetricRole.PRIMARY.value, "type": definition["metric_type"],
         "direction": definition["metric_direction"],
         "aggregation": definition.get("metric_aggregation") or Aggregation.SUM.value,
         "baseline_mean": definition.get("baseline_mean"), "baseline_sd": definition.get("baseline_sd"),
-        "mde": plan.mde, "margin": None,
+        "mde": mde, "margin": None,
     }
     others = [
         {"key": m["key"], "name": m["name"], "role": m["role"], "type": m["metric_type"], "direction": m["direction"],
@@ -88,7 +88,13 @@ def protocol_metrics(definition: dict[str, Any], plan: SamplePlan) -> list[dict[
          "baseline_sd": m.get("baseline_sd"), "mde": None, "margin": m.get("margin")}
         for m in definition.get("metrics") or []
     ]
-    return [{**metric, **_test_entry(test)} for metric, test in zip([primary, *others], plan.tests)]
+    return [primary, *others]
+
+
+def protocol_metrics(definition: dict[str, Any], plan: SamplePlan) -> list[dict[str, Any]]:
+    """`protocol.metrics`: every metric's definition and its test's plan, the primary first."""
+    return [{**metric, **_test_entry(test)}
+            for metric, test in zip(definition_metrics(definition, mde=plan.mde), plan.tests)]
 
 
 def _test_entry(test: MetricTestPlan) -> dict[str, Any]:

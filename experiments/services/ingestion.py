@@ -17,7 +17,7 @@ from experiments import db
 from experiments.choices import Design
 from experiments.errors import RuleViolation
 from experiments.lock import ensure_taking_observations
-from experiments.metric_model import observed_metrics
+from experiments.models import observed_metrics
 from experiments.models import Experiment, Variant
 from experiments.observation_input import ItemErrors, ObservationRow
 from experiments.unit_outcomes.write import pairings
