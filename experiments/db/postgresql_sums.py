@@ -33,10 +33,13 @@ def summed_select_sql(source: str, pairing: list[Pairing]) -> str:
         GROUP BY stored.metric_position, stored.unit, pairing.target"""
 
 
-# Rows go in (metric, unit, variant) order, so that concurrent batches lock shared rows in the
-# same order and cannot deadlock (unit_outcomes.write.add_rows sorts alike); byte order
-# (COLLATE "C", also Python's order of str) sorts twice as fast as the database's collation.
-_ORDER = 'ORDER BY stored.metric_position, stored.unit COLLATE "C", pairing.target'
+# Rows go in (unit, metric, variant) order, so that concurrent batches lock shared rows in the
+# same order and cannot deadlock (unit_outcomes.write.add_rows sorts alike). The unit leads
+# because the sort then compares abbreviated keys of the unit's text: led by the small metric
+# number it compared whole texts, and the sums of a file over three metrics took twice as
+# long (bench/README.md). Byte order (COLLATE "C", also Python's order of str) sorts twice
+# as fast as the database's collation.
+_ORDER = 'ORDER BY stored.unit COLLATE "C", stored.metric_position, pairing.target'
 
 
 def add_from_sql(source: str, pairing: list[Pairing]) -> str:

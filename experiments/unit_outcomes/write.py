@@ -54,16 +54,16 @@ def add_rows(experiment_id: int, pairing: list[Pairing], rows: Iterable[tuple[in
     """Add the observations stored, (metric position, unit, variant id, value), to the sums, summed in Python.
 
     Returns the rows written. The same rows as experiments.db.postgresql_sums's `add_from_sql`,
-    in the same (metric, unit, variant) order, so that concurrent batches lock shared rows in
+    in the same (unit, metric, variant) order, so that concurrent batches lock shared rows in
     one order and cannot deadlock.
     """
     targets = defaultdict(list)
     for p in pairing:
         targets[p.source].append(p)
-    sums: dict[tuple[int, str, int], list] = defaultdict(lambda: [0, 0.0, 0, 0.0])
+    sums: dict[tuple[str, int, int], list] = defaultdict(lambda: [0, 0.0, 0, 0.0])
     for metric, unit, variant_id, value in rows:
         for p in targets[variant_id]:
-            row = sums[(metric, unit, p.target)]
+            row = sums[(unit, metric, p.target)]
             if p.own:
                 row[0] += 1
                 row[1] += value
@@ -76,7 +76,7 @@ def add_rows(experiment_id: int, pairing: list[Pairing], rows: Iterable[tuple[in
         cursor.executemany(_ADD_ONE_SQL, [
             {"experiment_id": experiment_id, "metric": metric, "unit": unit, "target": target, "count": count,
              "total": total, "control_count": control_count, "control_total": control_total}
-            for (metric, unit, target), (count, total, control_count, control_total) in sorted(sums.items())
+            for (unit, metric, target), (count, total, control_count, control_total) in sorted(sums.items())
         ])
     return len(sums)
 
