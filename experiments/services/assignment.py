@@ -293,16 +293,10 @@ def assignments_for_units(*, experiment_key: str, units: list[str]) -> list[Assi
 
 def _answers_in_bulk(state: ExperimentState, units: list[str]) -> list[AssignmentAnswer]:
     distinct = list(dict.fromkeys(units))
-    # Store first, look up after: every unit the hash includes goes into the one INSERT, whose
-    # ON CONFLICT skips (and store_first_assignments reads back) those stored before. A batch of
-    # never-seen units then costs one pass over the unique index instead of a look-up and an
-    # insert (a quarter of a 10,000-unit batch, bench/assignment.py); one of known units pays a
-    # skipped insert on top of its look-up. Units the hash leaves out are looked up, in case.
-    firsts = first_variants(state, distinct)
-    stored = store_first_assignments(state, firsts)[0] if firsts else {}
-    others = [unit for unit in distinct if unit not in stored]
-    if others:
-        stored.update(db.stored_assignments(state.id, others))
+    stored = db.stored_assignments(state.id, distinct)
+    firsts = first_variants(state, [unit for unit in distinct if unit not in stored])
+    if firsts:
+        stored.update(store_first_assignments(state, firsts)[0])
     # An answer depends on the unit only through its stored variant, so the rules in `_answer`
     # run once per variant (and once for "not in") and each unit gets a copy: a fifth of the
     # time `_answer` per unit took to build a 10,000-unit answer (bench/assignment.py).
