@@ -2,17 +2,17 @@
 
 - definition: `Experiment` (its primary metric in its own fields) and `Variant`;
 - metric: `Metric`, the secondary metrics and guardrails;
-- data: `Assignment`, `Observation` and `UnitOutcome` (the per-unit sums the analysis reads);
+- data: `Assignment`, `Observation`, `Covariate` and `UnitOutcome` (the per-unit sums the analysis reads);
 - records: `AnalysisResult` and `AuditEvent`, never edited;
 - keys: `ServiceKey` and `UserToken`.
 """
 
-from experiments.models.data import Assignment, Observation, UnitOutcome
+from experiments.models.data import Assignment, Covariate, Observation, UnitOutcome
 from experiments.models.definition import Experiment, Variant, new_salt
 from experiments.models.keys import ServiceKey, UserToken
 from experiments.models.metric import Metric, ObservedMetric, default_metric_key, observed_metrics
 from experiments.models.records import AnalysisResult, AuditEvent, ImmutableResultError
 
-__all__ = ["AnalysisResult", "Assignment", "AuditEvent", "Experiment", "ImmutableResultError", "Metric",
+__all__ = ["AnalysisResult", "Assignment", "AuditEvent", "Covariate", "Experiment", "ImmutableResultError", "Metric",
            "Observation", "ObservedMetric", "ServiceKey", "UnitOutcome", "UserToken", "Variant", "default_metric_key",
            "new_salt", "observed_metrics"]

@@ -87,6 +87,29 @@ class Observation(models.Model):
         return f"{self.experiment_id}:{self.unit}={self.value}"
 
 
+class Covariate(models.Model):
+    """A unit's value of a metric before the test (CUPED): one per (experiment, metric, unit).
+
+    Needs no assignment (it may arrive before the unit is ever assigned); the analysis joins
+    it to the unit's outcome and counts a unit without one as 0.
+    """
+
+    pk = models.CompositePrimaryKey("experiment_id", "metric_position", "unit")
+    # No database foreign-key constraint, as for Observation: written in bulk by the ingestion
+    # service, which has just read the experiment.
+    experiment = models.ForeignKey(
+        Experiment, on_delete=models.CASCADE, related_name="+", verbose_name="experiment",
+        db_constraint=False, db_index=False,
+    )
+    metric_position = models.PositiveSmallIntegerField("metric", db_default=0, help_text="As Observation's.")
+    unit = models.CharField("unit", max_length=MAX_UNIT_LENGTH)
+    value = models.FloatField("value", help_text="Any finite number.")
+    received_at = models.DateTimeField("received at", auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.experiment_id}:{self.unit}~{self.value}"
+
+
 class UnitOutcome(models.Model):
     """A unit's observations summed at ingestion: the rows the analysis aggregates.
 

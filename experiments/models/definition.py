@@ -70,6 +70,16 @@ class Experiment(models.Model):
         help_text="The smallest absolute change worth detecting, in the metric's units "
         "(0.01 = one percentage point for a rate). Give this or the sample size.",
     )
+    # CUPED (DESIGN.md part 2): A/B only; frozen and hashed only when asked for, so a part-1
+    # protocol hashes as before.
+    cuped = models.BooleanField(
+        "CUPED", default=False,
+        help_text="Adjust the primary metric by each unit's covariate (its value before the test).",
+    )
+    expected_correlation = models.FloatField(
+        "expected correlation", null=True, blank=True,
+        help_text="Planning only: the correlation expected between covariate and metric, in [0, 1).",
+    )
     sample_size_per_variant = models.PositiveIntegerField(
         "sample size per variant", null=True, blank=True,
         help_text="Units you can afford for the control; the detectable effect is then computed. "

@@ -64,6 +64,14 @@ class Metric(models.Model):
         help_text="Guardrails: the largest harm accepted, in the per-unit value's units (5 = 5 ms more).",
     )
 
+    cuped = models.BooleanField(
+        "CUPED", default=False, help_text="Adjust this metric by each unit's covariate (A/B only).",
+    )
+    expected_correlation = models.FloatField(
+        "expected correlation", null=True, blank=True,
+        help_text="Planning only: the correlation expected between covariate and metric, in [0, 1).",
+    )
+
     class Meta:
         ordering = ["experiment", "position"]
         constraints = [
