@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from experiments.api import assignments, experiments, exposures, observations, results, sdk
+from experiments.api import assignments, covariates, experiments, exposures, observations, results, sdk
 
 # The serving endpoints first: Django tries the patterns in order, and these take most requests.
 urlpatterns = [
@@ -16,6 +16,7 @@ urlpatterns = [
          name="experiment-exposures"),
     path("experiments/<slug:key>/observations/", observations.ObservationIngestApi.as_view(),
          name="experiment-observations"),
+    path("experiments/<slug:key>/covariates/", covariates.CovariateIngestApi.as_view(), name="experiment-covariates"),
     path("experiments/<slug:key>/analyze/", results.ExperimentAnalyzeApi.as_view(), name="experiment-analyze"),
     path("experiments/<slug:key>/results/", results.ExperimentResultsApi.as_view(), name="experiment-results"),
     path("experiments/<slug:key>/promote/", experiments.ExperimentPromoteApi.as_view(), name="experiment-promote"),
