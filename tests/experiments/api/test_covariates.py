@@ -67,7 +67,8 @@ def test_the_primary_may_be_named_by_its_key(service_client, draft):
 def test_a_repeat_is_a_duplicate_and_the_first_value_stays(service_client, draft):
     first = post(service_client, draft, [{"unit": "u-1", "value": 1}, {"unit": "u-2", "value": 2}])
     again = post(service_client, draft, [{"unit": "u-1", "value": 100}, {"unit": "u-3", "value": 3},
-                                         {"unit": "u-3", "value": 300}, {"unit": "u-3", "value": 3, "metric": "revenue"}])
+                                         {"unit": "u-3", "value": 300},
+                                         {"unit": "u-3", "value": 3, "metric": "revenue"}])
 
     assert first.json() == {"accepted": 2, "duplicates": 0}
     assert again.status_code == 201
