@@ -15,9 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from analysis.cuped import CUPED_Z_TEST, cuped_non_inferiority, cuped_z_test
 from analysis.decision import GuardrailOutcome
 from analysis.errors import AnalysisError
 from analysis.hypothesis_tests import ComparisonResult, holm_adjust
+from analysis.non_inferiority import non_inferiority_name
 from analysis.registry import preregistered_test
 from analysis.results import (
     ChallengerComparison,
@@ -107,7 +109,10 @@ def guardrail_outcomes(analyses: Iterable[MetricAnalysis]) -> dict[str, list[Gua
 
 
 def metric_test_name(plan: AnalysisPlan, metric: MetricPlan) -> str:
-    """The design's test for the metric's type, or its non-inferiority test for a guardrail."""
+    """The design's test for the metric's type (the CUPED z-test with `cuped`), or its non-inferiority test
+    for a guardrail."""
+    if metric.cuped:
+        return non_inferiority_name(CUPED_Z_TEST) if metric.role == MetricRole.GUARDRAIL else CUPED_Z_TEST
     test = preregistered_test(plan.design, metric.metric_type)
     return test.non_inferiority_name if metric.role == MetricRole.GUARDRAIL else test.name
 
@@ -132,6 +137,13 @@ def _design_test(
     test = preregistered_test(plan.design, metric.metric_type)
     alternative = hypothesis_alternative(plan.alternative, metric.direction)
     alpha = plan.per_comparison_alpha
+    if metric.cuped:
+        covariates = data.covariates
+        return [
+            (c.key, _attempt(cuped_z_test, covariates[plan.control.key], covariates[c.key], alternative=alternative,
+                             alpha=alpha))
+            for c in plan.challengers
+        ]
     return [
         (c.key, _attempt(test.compare, data, plan.control.key, c.key, alternative=alternative, alpha=alpha))
         for c in plan.challengers
@@ -144,6 +156,17 @@ def _guardrail_comparisons(
     test = preregistered_test(plan.design, metric.metric_type)
     alpha = plan.per_comparison_alpha
     control = plan.control.key
+    if metric.cuped:
+        covariates = data.covariates
+        return tuple(
+            guardrail_comparison(
+                c.key, control,
+                _attempt(cuped_non_inferiority, covariates[control], covariates[c.key], margin=metric.margin,
+                         direction=metric.direction, alpha=alpha),
+                metric,
+            )
+            for c in plan.challengers
+        )
     return tuple(
         guardrail_comparison(
             c.key, control,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 from analysis.checks import (
@@ -12,6 +12,7 @@ from analysis.checks import (
     sample_ratio_mismatch,
     sample_size_reached,
 )
+from analysis.cuped import COVARIATE_BALANCE_ALPHA, covariate_balance_p_value
 from analysis.decision import ChallengerOutcome, Decision, decide
 from analysis.errors import AnalysisError
 from analysis.metrics import guardrail_outcomes, not_computable_metrics, other_metrics, primary_metric
@@ -35,6 +36,8 @@ class CheckResults:
     sample_size_reached: Mapping[str, bool]
     incomplete_pairs: int
     incomplete_pairs_share: float
+    # CUPED metrics only: one entry per (metric, challenger), {"metric", "variant", "p_value", "ok"}.
+    covariate_balance: tuple[Mapping, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,9 @@ class ExperimentAnalysis:
                 "sample_size_reached": dict(self.checks.sample_size_reached),
                 "incomplete_pairs": self.checks.incomplete_pairs,
                 "incomplete_pairs_share": self.checks.incomplete_pairs_share,
+                # Only with a CUPED metric, so results without one keep their shape.
+                **({"covariate_balance": [dict(c) for c in self.checks.covariate_balance]}
+                   if self.checks.covariate_balance else {}),
             },
             "decision": {
                 # str(): the plain string of the Outcome, as every other value here is plain.
@@ -112,9 +118,15 @@ def analyze(
       a challenger is promoted only if it is non-inferior on every guardrail.
     """
     _check_data_fits_plan(plan, data)
-    metrics = (primary_metric(plan, data), *other_metrics(plan, _metric_data(plan, metric_data or {})))
+    _check_covariates(plan, plan.primary, data)
+    others = _metric_data(plan, metric_data or {})
+    metrics = (primary_metric(plan, data), *other_metrics(plan, others))
     primary = metrics[0]
     checks, failed = _checks(plan, data)
+    balance, unbalanced = _covariate_balance(plan, [(plan.primary, data), *((m, others[m.key]) for m in plan.metrics)])
+    if balance:
+        checks = replace(checks, covariate_balance=balance)
+        failed += unbalanced
     decision = decide(
         direction=plan.direction,
         failed_checks=failed,
@@ -164,7 +176,48 @@ def _metric_data(plan: AnalysisPlan, metric_data: Mapping[str, AnalysisData]) ->
         if not isinstance(metric_data[metric.key], AnalysisData):
             raise AnalysisError(f"the data of {metric.key} must be an AnalysisData")
         _check_data_fits_plan(plan, metric_data[metric.key], metric.key)
+        _check_covariates(plan, metric, metric_data[metric.key])
     return metric_data
+
+
+def _check_covariates(plan: AnalysisPlan, metric: MetricPlan, data: AnalysisData) -> None:
+    """A CUPED metric is A/B only and needs every variant's covariate sums."""
+    if not metric.cuped:
+        return
+    if plan.design != Design.AB:
+        raise AnalysisError(f"CUPED is for A/B tests only; {metric.key} of a {plan.design} plan has it")
+    missing = [v.key for v in plan.variants if v.key not in data.covariates]
+    if missing:
+        raise AnalysisError(f"the data of {metric.key} do not fit the plan: missing covariates[{', '.join(missing)}]")
+
+
+def _covariate_balance(
+    plan: AnalysisPlan, tested: list[tuple[MetricPlan, AnalysisData]]
+) -> tuple[tuple[Mapping, ...], list[str]]:
+    """The covariate balance check of every CUPED metric and challenger: entries and failed-check reasons.
+
+    Welch's t-test of x, challenger against control (`covariate_balance_p_value`); below
+    COVARIATE_BALANCE_ALPHA the check fails, like a sample ratio mismatch. With fewer than 2
+    units in an arm it cannot run: p None, and it does not fail (the test itself then says why).
+    """
+    entries, failed = [], []
+    control = plan.control.key
+    for metric, data in tested:
+        if not metric.cuped:
+            continue
+        for challenger in plan.challengers:
+            try:
+                p = covariate_balance_p_value(data.covariates[control], data.covariates[challenger.key])
+            except AnalysisError:
+                p = None
+            ok = p is None or p >= COVARIATE_BALANCE_ALPHA
+            entries.append(MappingProxyType({"metric": metric.key, "variant": challenger.key, "p_value": p, "ok": ok}))
+            if not ok:
+                failed.append(
+                    f"the covariate of {metric.key} differs between {challenger.key} and {control} before exposure "
+                    f"(covariate balance p = {p:.3g}): it may have been measured after exposure"
+                )
+    return tuple(entries), failed
 
 
 def _checks(plan: AnalysisPlan, data: AnalysisData) -> tuple[CheckResults, list[str]]:

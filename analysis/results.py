@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 from analysis.hypothesis_tests import ComparisonResult
 from analysis.non_inferiority import NonInferiorityResult, null_value
@@ -50,10 +50,33 @@ class ChallengerComparison:
     statistic: float | None
     df: float | None
     not_computable_reason: str | None
+    # A CUPED metric's comparison only (else None and left out of the JSON, which keeps the
+    # results of metrics without CUPED as they were): the test run, and {"theta",
+    # "variance_reduction"} (theta None, with a "note", when the covariate has no variance).
+    test: str | None = field(default=None, kw_only=True)
+    cuped: dict | None = field(default=None, kw_only=True)
 
     def to_dict(self) -> dict:
-        """Every field under its own name, in order (a guardrail's extra fields included)."""
-        return {field.name: getattr(self, field.name) for field in fields(self)}
+        """Every field under its own name, in order (a guardrail's extra fields included); the
+        CUPED fields only when set."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in _OPTIONAL or getattr(self, f.name) is not None}
+
+
+_OPTIONAL = ("test", "cuped")
+# Said in a comparison whose covariate has no variance, so no adjustment was possible.
+NO_COVARIATE_VARIANCE_NOTE = "the covariate has no variance over the two arms: the test is unadjusted"
+
+
+def cuped_fields(outcome: object) -> dict:
+    """{"test", "cuped"} of a CUPED result (`analysis.cuped`); {} of any other test's."""
+    if not hasattr(outcome, "variance_reduction"):
+        return {}
+    cuped = {"theta": outcome.theta, "variance_reduction": outcome.variance_reduction}
+    if not outcome.adjusted:
+        cuped["note"] = NO_COVARIATE_VARIANCE_NOTE
+    test = outcome.test
+    return {"test": test, "cuped": cuped}
 
 
 @dataclass(frozen=True)
@@ -131,7 +154,7 @@ def challenger_comparison(
         ci_low=outcome.ci_low, ci_high=outcome.ci_high,
         relative_ci_low=outcome.relative_ci_low, relative_ci_high=outcome.relative_ci_high,
         p_value=outcome.p_value, adjusted_p_value=p_adjusted, significant=p_adjusted < alpha,
-        statistic=outcome.statistic, df=outcome.df, not_computable_reason=None,
+        statistic=outcome.statistic, df=outcome.df, not_computable_reason=None, **cuped_fields(outcome),
     )
 
 
@@ -151,6 +174,7 @@ def guardrail_comparison(
         p_value=outcome.p_value, adjusted_p_value=outcome.p_value, significant=outcome.non_inferior,
         statistic=outcome.statistic, df=outcome.df, not_computable_reason=None,
         margin=margin, null_value=null, non_inferior=outcome.non_inferior, bound=outcome.bound,
+        **cuped_fields(outcome),
     )
 
 

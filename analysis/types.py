@@ -202,6 +202,8 @@ class MetricPlan:
     direction: str
     aggregation: str = Aggregation.SUM
     margin: float | None = None
+    # CUPED (A/B only): the metric's comparisons adjust for its covariate (`analysis.cuped`).
+    cuped: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.key, str) or not self.key:
@@ -243,6 +245,8 @@ class AnalysisPlan:
     metric_key: str = "primary"
     aggregation: str = Aggregation.SUM
     metrics: tuple[MetricPlan, ...] = ()
+    # CUPED on the primary (A/B only); a secondary's or guardrail's is its MetricPlan's.
+    cuped: bool = False
 
     def __post_init__(self) -> None:
         one_of("design", self.design, Design)
@@ -271,7 +275,8 @@ class AnalysisPlan:
     @property
     def primary(self) -> MetricPlan:
         """The primary metric, the one that decides."""
-        return MetricPlan(self.metric_key, MetricRole.PRIMARY, self.metric_type, self.direction, self.aggregation)
+        return MetricPlan(self.metric_key, MetricRole.PRIMARY, self.metric_type, self.direction, self.aggregation,
+                          cuped=bool(self.cuped))
 
     @property
     def control(self) -> VariantPlan:
@@ -324,8 +329,16 @@ class AnalysisData:
     pairs: Mapping[str, PairedSummary] = field(default_factory=dict)
     incomplete_pairs: int = 0
     without_observations: Mapping[str, int] = field(default_factory=dict)
+    # A CUPED metric only (ab): every variant's units as `analysis.cuped.CovariateSummary`.
+    covariates: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from analysis.cuped import CovariateSummary  # analysis.cuped imports this module
+
+        if not isinstance(self.covariates, Mapping) or not all(
+                isinstance(v, CovariateSummary) for v in self.covariates.values()):
+            raise AnalysisError("covariates must map variant keys to CovariateSummary")
+        object.__setattr__(self, "covariates", MappingProxyType(dict(self.covariates)))
         for name, expected in (("arms", SampleSummary), ("pairs", PairedSummary)):
             mapping = getattr(self, name)
             if not isinstance(mapping, Mapping) or not all(isinstance(v, expected) for v in mapping.values()):

@@ -49,7 +49,7 @@ def _result_context(experiment: Experiment, document: dict) -> dict[str, Any]:
         "effect_unit": unit,
         "mean_unit": mean_unit,
         "variant_rows": variant_rows(document, protocol, level),
-        "comparison_rows": comparison_rows(document, scale),
+        "comparison_rows": comparison_rows(document, scale, experiment.metric_name),
         "checks": check_rows(document, experiment.design),
         "decision": document["decision"],
         "outcome_label": Outcome(document["decision"]["outcome"]).label,

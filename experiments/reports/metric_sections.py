@@ -36,7 +36,7 @@ def _section(metric: dict, name: str, controls: set[str], level: float) -> dict[
     binary = metric["type"] == MetricType.BINARY
     guardrail = metric["role"] == MetricRole.GUARDRAIL
     unit = "percentage points" if binary else effect_unit(metric)
-    rows = comparison_rows(metric, scale)
+    rows = comparison_rows(metric, scale, name)
     if guardrail:
         for row, comparison in zip(rows, metric["comparisons"], strict=True):
             row["non_inferior"] = bool(comparison.get("non_inferior"))

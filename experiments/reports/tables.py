@@ -17,6 +17,7 @@ from experiments.definitions.durations import iso_duration
 from experiments.models import Experiment, Variant
 from experiments.reports.charts import EffectBar, MeanBar
 from experiments.reports.wording import (
+    cuped_sentence,
     decimals_for,
     half_width,
     interval_text,
@@ -154,8 +155,9 @@ def _scaled(value: float | None, scale: float, decimals: int) -> str:
     return "–" if value is None else number(value * scale, decimals)
 
 
-def comparison_rows(document: dict, scale: float) -> list[dict[str, Any]]:
-    """One row per challenger: both means, effect, relative effect, interval, p and adjusted p."""
+def comparison_rows(document: dict, scale: float, metric_name: str | None = None) -> list[dict[str, Any]]:
+    """One row per challenger: both means, effect, relative effect, interval, p and adjusted p; a CUPED
+    comparison's row also has its `cuped_sentence` (`wording.cuped_sentence`, with `metric_name`)."""
     means = {v["key"]: v["mean"] for v in document["variants"]}
     rows = []
     for comparison in document["comparisons"]:
@@ -189,6 +191,8 @@ def comparison_rows(document: dict, scale: float) -> list[dict[str, Any]]:
                 _cell("adjusted_p_value", comparison["adjusted_p_value"], p_value_text(comparison["adjusted_p_value"])),
             ],
         })
+        if comparison.get("cuped"):
+            rows[-1]["cuped_sentence"] = cuped_sentence(metric_name or document.get("key", "the metric"), comparison)
     return rows
 
 

@@ -252,3 +252,16 @@ def held_back_clauses(*, design: str, metric_name: str, document: dict, names: M
             clauses.append(f"{_variant_noun(design, comparison['variant'])} {verb} {sentence_name(metric_name)} "
                            f"by {amount}, but {' and '.join(failed)}")
     return clauses
+
+
+def cuped_sentence(metric_name: str, comparison: dict) -> str | None:
+    """"using the covariate cut the variance of <metric> by 46%" for a CUPED comparison; None otherwise.
+
+    A comparison whose covariate had no variance was not adjusted: it says so instead.
+    """
+    cuped = comparison.get("cuped")
+    if not cuped:
+        return None
+    if cuped.get("theta") is None:
+        return f"the covariate of {metric_name} has no variance, so its comparison is unadjusted"
+    return f"using the covariate cut the variance of {metric_name} by {cuped['variance_reduction']:.0%}"

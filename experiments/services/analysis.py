@@ -12,6 +12,7 @@ the row lock serialises runs and the one-to-one result is stored once.
 """
 
 import logging
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -22,10 +23,11 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 
 from analysis.errors import AnalysisError
 from analysis.pipeline import analyze, not_computable
-from analysis.types import AnalysisPlan, MetricPlan, VariantPlan
+from analysis.cuped import CovariateSummary
+from analysis.types import AnalysisData, AnalysisPlan, MetricPlan, VariantPlan
 from config.celery_app import app as celery_app
 from experiments import db
-from experiments.choices import AuditAction, Outcome, Status
+from experiments.choices import AuditAction, Design, Outcome, Status
 from experiments.errors import WrongState
 from experiments.lock import UNLOCKS_AT, ensure_unlocked, lifted
 from experiments.models import AnalysisResult, Experiment
@@ -113,18 +115,31 @@ def experiments_queue_due_analyses(*, now: datetime | None = None) -> list[int]:
     return [experiment.pk for experiment in due]
 
 
+def cuped_positions(experiment: Experiment) -> frozenset[int]:
+    """The metric positions (0 the primary) that use CUPED: `Experiment.cuped` and each `Metric.cuped`.
+
+    The one place that decides it; the fields are read-only once running, so they equal the
+    frozen protocol's. A/B only (champion/challenger refuses CUPED at definition).
+    """
+    if experiment.design != Design.AB:
+        return frozenset()
+    return frozenset(([0] if experiment.cuped else []) + [m.position for m in experiment.metrics.all() if m.cuped])
+
+
 def analysis_plan(experiment: Experiment) -> AnalysisPlan:
     """The experiment's frozen protocol as the pure analysis takes it (`protocol_analysis_plan`)."""
-    return protocol_analysis_plan(experiment.protocol, metric_key=experiment.metric_key)
+    return protocol_analysis_plan(experiment.protocol, metric_key=experiment.metric_key,
+                                  cuped=cuped_positions(experiment))
 
 
-def protocol_analysis_plan(protocol: dict, *, metric_key: str) -> AnalysisPlan:
+def protocol_analysis_plan(protocol: dict, *, metric_key: str, cuped: frozenset[int] = frozenset()) -> AnalysisPlan:
     """A frozen protocol (the stored JSON dict) as the pure analysis takes it; no database.
 
     `protocol.metrics` (present only with more than part 1's one metric) lists the primary
     first, then the others at positions 1, 2, ... (what their observations carry). A part-1
     protocol has none: its one metric is the primary, keyed `metric_key` (the experiment's).
     `bench/calibration.py` builds its simulated experiments' plans through this function.
+    `cuped`: the positions whose metric uses CUPED (`cuped_positions`).
     """
     sizes = protocol["sample_size_per_variant"]
     primary, *others = protocol.get("metrics") or [{"key": metric_key, "aggregation": "sum"}]
@@ -133,9 +148,10 @@ def protocol_analysis_plan(protocol: dict, *, metric_key: str) -> AnalysisPlan:
         aggregation=primary["aggregation"],
         metrics=tuple(
             MetricPlan(key=m["key"], role=m["role"], metric_type=m["type"], direction=m["direction"],
-                       aggregation=m["aggregation"], margin=m["margin"])
-            for m in others
+                       aggregation=m["aggregation"], margin=m["margin"], cuped=position in cuped)
+            for position, m in enumerate(others, start=1)
         ),
+        cuped=0 in cuped,
         design=protocol["design"],
         metric_type=protocol["metric"]["type"],
         direction=protocol["metric"]["direction"],
@@ -199,11 +215,26 @@ def _computed(experiment: Experiment) -> dict:
     try:
         with transaction.atomic():  # a savepoint: a failed aggregate leaves the transaction usable
             by_position = analysis_data_by_metric(experiment)
+            by_position = _with_covariates(experiment, plan, by_position)
         others = {metric.key: by_position[position] for position, metric in enumerate(plan.metrics, start=1)}
         return analyze(plan, by_position[0], others).to_dict()
     except (DataError, AnalysisError, ArithmeticError) as error:
         logger.warning("analysis of %s not computable: %s", experiment.key, error)
         return not_computable(plan, f"The data could not be analysed ({_first_line(error)}).").to_dict()
+
+
+def _with_covariates(experiment: Experiment, plan: AnalysisPlan,
+                     by_position: dict[int, AnalysisData]) -> dict[int, AnalysisData]:
+    """Each CUPED metric's data with its covariate sums per variant (`db.cuped_sums`, one query each)."""
+    variants = list(experiment.variants.all())
+    result = dict(by_position)
+    for position, metric in enumerate((plan.primary, *plan.metrics)):
+        if not metric.cuped:
+            continue
+        sums = db.cuped_sums(experiment.id, position, metric.metric_type, metric.aggregation)
+        covariates = {v.key: CovariateSummary(*sums.get(v.id, (0, 0.0, 0.0, 0.0, 0.0, 0.0))) for v in variants}
+        result[position] = replace(by_position[position], covariates=covariates)
+    return result
 
 
 def _first_line(error: Exception) -> str:
