@@ -117,7 +117,16 @@ class SampleSizes:
         object.__setattr__(self, "challengers", sizes)
 
 
-def sample_sizes(plan: PowerPlan, mde: float) -> SampleSizes:
+def _cuped(effect_size: float, expected_correlation: float | None) -> float:
+    """The effect size the solver sees: divided by sqrt(1 - rho^2) with CUPED's expected correlation rho."""
+    if expected_correlation is None:
+        return effect_size
+    from analysis.cuped import cuped_effect_size
+
+    return cuped_effect_size(effect_size, expected_correlation)
+
+
+def sample_sizes(plan: PowerPlan, mde: float, expected_correlation: float | None = None) -> SampleSizes:
     """Units per variant needed to detect an absolute effect `mde` at the plan's power.
 
     Each challenger i is solved at alpha/k with statsmodels (nobs1 = the control,
@@ -132,9 +141,12 @@ def sample_sizes(plan: PowerPlan, mde: float) -> SampleSizes:
     - ab continuous: `TTestIndPower().solve_power(effect_size=mde / baseline_sd, nobs1=None, ...)`.
     - champion_challenger: `TTestPower().solve_power(effect_size=mde / baseline_sd, nobs=None, ...)`,
       the paired t-test; ratios do not matter, every variant gets the same n pairs.
+
+    With CUPED's `expected_correlation` rho the effect size is divided by sqrt(1 - rho^2) first.
     """
     mde = positive("mde", mde)
-    effect_size = preregistered_test(plan.design, plan.metric_type).planning.effect_size(plan, mde)
+    effect_size = _cuped(preregistered_test(plan.design, plan.metric_type).planning.effect_size(plan, mde),
+                         expected_correlation)
     return _sample_sizes_for_effect_size(plan, effect_size, _STATSMODELS_ALTERNATIVE[plan.alternative])
 
 
@@ -163,7 +175,7 @@ def guardrail_effect_size(plan: PowerPlan, margin: float) -> float:
     return preregistered_test(plan.design, plan.metric_type).planning.margin_effect_size(plan, margin)
 
 
-def guardrail_sample_sizes(plan: PowerPlan, margin: float) -> SampleSizes:
+def guardrail_sample_sizes(plan: PowerPlan, margin: float, expected_correlation: float | None = None) -> SampleSizes:
     """Units per variant for a guardrail's one-sided non-inferiority test to pass at the plan's power.
 
     The plan is the guardrail's: its baselines, and a power already corrected for the number
@@ -171,8 +183,10 @@ def guardrail_sample_sizes(plan: PowerPlan, margin: float) -> SampleSizes:
     one-sided (statsmodels' alternative "larger") whatever the plan's alternative, at
     alpha / k, with the effect size `guardrail_effect_size(plan, margin)`:
     ab continuous `TTestIndPower`, ab binary `NormalIndPower`, champion_challenger `TTestPower`.
+    With CUPED's `expected_correlation` rho that effect size is divided by sqrt(1 - rho^2) first.
     """
-    return _sample_sizes_for_effect_size(plan, guardrail_effect_size(plan, margin), "larger")
+    effect_size = _cuped(guardrail_effect_size(plan, margin), expected_correlation)
+    return _sample_sizes_for_effect_size(plan, effect_size, "larger")
 
 
 def _sample_sizes_for_effect_size(plan: PowerPlan, effect_size: float, alternative: str) -> SampleSizes:
@@ -201,7 +215,8 @@ def _sample_sizes_for_effect_size(plan: PowerPlan, effect_size: float, alternati
     )
 
 
-def minimum_detectable_effect(plan: PowerPlan, control_sample_size: int) -> float:
+def minimum_detectable_effect(plan: PowerPlan, control_sample_size: int,
+                              expected_correlation: float | None = None) -> float:
     """The smallest absolute effect (units of `mde`) detectable with n control units.
 
     Challenger i has n * ratio_i units (for champion_challenger: n pairs); each is solved
@@ -213,7 +228,11 @@ def minimum_detectable_effect(plan: PowerPlan, control_sample_size: int) -> floa
       `proportion_effectsize`); AnalysisError if p1 would reach 1.
     - ab continuous: d from `TTestIndPower`, mde = d * baseline_sd.
     - champion_challenger: d from `TTestPower` (nobs = n pairs), mde = d * baseline_sd.
+
+    With CUPED's `expected_correlation` rho the solved effect size is multiplied by
+    sqrt(1 - rho^2) before it is converted back (the inverse of `sample_sizes`' division).
     """
+    shrink = 1.0 if expected_correlation is None else _cuped(1.0, expected_correlation) ** -1
     n = integer_at_least("control_sample_size", control_sample_size, _MIN_GROUP_SIZE)
     test = preregistered_test(plan.design, plan.metric_type)
     alpha = plan.per_comparison_alpha
@@ -222,7 +241,7 @@ def minimum_detectable_effect(plan: PowerPlan, control_sample_size: int) -> floa
         d = _solve(
             test.planning.solver(), "effect_size", nobs=n, alpha=alpha, power=plan.power, alternative=alternative
         )
-        return test.planning.effect(plan, d)
+        return test.planning.effect(plan, d * shrink)
 
     for i, ratio in enumerate(plan.ratios):
         if n * ratio < _MIN_GROUP_SIZE:
@@ -236,7 +255,7 @@ def minimum_detectable_effect(plan: PowerPlan, control_sample_size: int) -> floa
         )
         for ratio in plan.ratios
     )
-    return test.planning.effect(plan, effect_size)
+    return test.planning.effect(plan, effect_size * shrink)
 
 
 def _solve(analysis: PowerSolver, unknown: str, **known: float | str) -> float:

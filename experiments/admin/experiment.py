@@ -63,7 +63,8 @@ class ExperimentAdmin(ExperimentPanels, ExperimentViews, admin.ModelAdmin):
             ("Question", {"fields": ["key", "name", "hypothesis", "design", *(["follows"] if obj is None else [])],
                           "description": "What is tested, and how units are split between the versions."}),
             ("Metric", {"fields": ["metric_name", "metric_key", "metric_type", "metric_direction",
-                                   "metric_aggregation", "baseline_mean", "baseline_sd"],
+                                   "metric_aggregation", "baseline_mean", "baseline_sd", "cuped",
+                                   "expected_correlation"],
                         "description": "The primary metric: the one number that decides, and what it is today. "
                                        "Secondary metrics and guardrails are listed below the variants."}),
             ("Effect and power", {"fields": ["mde", "sample_size_per_variant", "alpha", "power", "alternative"],

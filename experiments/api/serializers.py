@@ -115,14 +115,18 @@ class MetricDefinitionSerializer(serializers.Serializer):
                            help_text="The primary's only.")
     margin = FiniteFloatField(allow_null=True, default=None, bounds=(0, MAX_ABS_BASELINE, True, False),
                               help_text="Guardrails only: the largest harm accepted, in the per-unit value's units.")
+    cuped = serializers.BooleanField(default=False, help_text="CUPED: adjust by each unit's covariate (A/B only).")
+    expected_correlation = FiniteFloatField(allow_null=True, default=None, bounds=(0, 1, False, True),
+                                            help_text="CUPED's planning correlation rho in [0, 1).")
 
 
 # Part 1's fields of the primary, refused beside `metrics` (DESIGN.md part 2).
-PART_1_METRIC_FIELDS = ("metric", "baseline_mean", "baseline_sd", "mde")
+PART_1_METRIC_FIELDS = ("metric", "baseline_mean", "baseline_sd", "mde", "cuped", "expected_correlation")
 # A part-2 primary's fields -> the definition's (model) field names.
 PRIMARY_FIELDS = {"key": "metric_key", "name": "metric_name", "type": "metric_type", "direction": "metric_direction",
                   "aggregation": "metric_aggregation", "baseline_mean": "baseline_mean",
-                  "baseline_sd": "baseline_sd", "mde": "mde"}
+                  "baseline_sd": "baseline_sd", "mde": "mde", "cuped": "cuped",
+                  "expected_correlation": "expected_correlation"}
 
 
 class VariantSerializer(serializers.Serializer):
@@ -151,6 +155,9 @@ class ExperimentInputSerializer(serializers.Serializer):
                                      bounds=(-MAX_ABS_BASELINE, MAX_ABS_BASELINE, False, False))
     baseline_sd = FiniteFloatField(allow_null=True, default=None, bounds=(0, MAX_ABS_BASELINE, True, False))
     mde = FiniteFloatField(allow_null=True, default=None, bounds=(0, MAX_ABS_BASELINE, True, False))
+    cuped = serializers.BooleanField(default=False, help_text="CUPED for the primary metric (A/B only).")
+    expected_correlation = FiniteFloatField(allow_null=True, default=None, bounds=(0, 1, False, True),
+                                            help_text="CUPED's planning correlation rho in [0, 1) (primary).")
     sample_size_per_variant = StrictIntegerField(allow_null=True, default=None,
                                                  min_value=MIN_SAMPLE_SIZE, max_value=MAX_SAMPLE_SIZE)
     alpha = FiniteFloatField(default=0.05, bounds=(0, 1, True, True))
@@ -212,7 +219,8 @@ class ExperimentInputSerializer(serializers.Serializer):
         errors = {}
         # DRF skips nested defaults on PATCH (partial); a replaced metric list is whole.
         metrics = [{"direction": Direction.INCREASE, "aggregation": Aggregation.SUM, "baseline_mean": None,
-                    "baseline_sd": None, "mde": None, "margin": None, **metric} for metric in metrics]
+                    "baseline_sd": None, "mde": None, "margin": None, "cuped": False,
+                    "expected_correlation": None, **metric} for metric in metrics]
         for index, metric in enumerate(metrics):
             metric.setdefault("key", default_metric_key(metric["name"]))
             if metric["role"] != MetricRole.PRIMARY and metric.get("mde") is not None:
@@ -229,7 +237,8 @@ class ExperimentInputSerializer(serializers.Serializer):
             "metrics": [
                 {"key": m["key"], "name": m["name"], "role": m["role"], "metric_type": m["type"],
                  "direction": m["direction"], "aggregation": m["aggregation"], "baseline_mean": m["baseline_mean"],
-                 "baseline_sd": m["baseline_sd"], "margin": m["margin"]}
+                 "baseline_sd": m["baseline_sd"], "margin": m["margin"], "cuped": m["cuped"],
+                 "expected_correlation": m["expected_correlation"]}
                 for m in (metrics[index] for index in self.metric_indexes)
             ],
         }
@@ -241,7 +250,8 @@ class ExperimentInputSerializer(serializers.Serializer):
             return errors
         primary_paths = {"metric.key": "key", "metric.name": "name", "metric.type": "type",
                          "metric.direction": "direction", "metric.aggregation": "aggregation",
-                         "baseline_mean": "baseline_mean", "baseline_sd": "baseline_sd", "mde": "mde"}
+                         "baseline_mean": "baseline_mean", "baseline_sd": "baseline_sd", "mde": "mde",
+                         "cuped": "cuped", "expected_correlation": "expected_correlation"}
 
         def client_path(path: str) -> str:
             if path in primary_paths:
@@ -275,7 +285,7 @@ class ExperimentSerializer(serializers.ModelSerializer):
         model = Experiment
         fields = (
             "key", "name", "hypothesis", "design", "metric", "metrics", "baseline_mean", "baseline_sd", "mde",
-            "sample_size_per_variant", "alpha", "power", "alternative", "duration", "grace_period",
+            "cuped", "expected_correlation", "sample_size_per_variant", "alpha", "power", "alternative", "duration", "grace_period",
             "traffic_percent", "auto_promote", "salt", "status", "stop_reason", "variants", "protocol",
             "progress", "concluded_variant", "concluded_at", "champions", "warnings", "created_at", "updated_at",
         )

@@ -14,11 +14,12 @@ __all__ = ["DEFINITION_FIELDS", "METRIC_FIELDS", "default_metric_key", "experime
 
 DEFINITION_FIELDS = (
     "key", "name", "hypothesis", "design", "metric_name", "metric_type", "metric_direction", "metric_key",
-    "metric_aggregation", "baseline_mean", "baseline_sd", "mde", "sample_size_per_variant", "alpha", "power",
+    "metric_aggregation", "baseline_mean", "baseline_sd", "mde", "cuped", "expected_correlation",
+    "sample_size_per_variant", "alpha", "power",
     "alternative", "duration", "grace_period", "traffic_percent", "auto_promote",
 )
 METRIC_FIELDS = ("key", "name", "role", "metric_type", "direction", "aggregation", "baseline_mean", "baseline_sd",
-                 "margin")
+                 "margin", "cuped", "expected_correlation")
 
 
 def metric_definition(metric: Metric) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from analysis.power import (
     round_up_sample_size,
     sample_sizes,
 )
+from analysis.cuped import cuped_effect_size
 from analysis.registry import hypothesis_test_name, non_inferiority_test_name, preregistered_test
 from experiments.choices import MetricRole
 
@@ -36,6 +37,11 @@ class MetricTestPlan:
     margin: float | None
     sample_size_per_variant: dict[str, int] | None
     sets_sample: bool
+    # CUPED (DESIGN.md part 2): effect_size is then the adjusted one, unadjusted_effect_size the plain one
+    # (only with an expected correlation).
+    cuped: bool = False
+    expected_correlation: float | None = None
+    unadjusted_effect_size: float | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,15 @@ def power_plan(definition: dict[str, Any], metric: dict[str, Any] | None = None,
     )
 
 
+def planning_correlation(metric: dict[str, Any]) -> float | None:
+    """The rho a metric (or the definition, for the primary) is planned with: only with CUPED on."""
+    return metric.get("expected_correlation") if metric.get("cuped") else None
+
+
+def _adjusted(effect_size: float, rho: float | None) -> float:
+    return effect_size if rho is None else cuped_effect_size(effect_size, rho)
+
+
 def _by_key(definition: dict[str, Any], control_size: int, challenger_sizes) -> dict[str, int]:
     variants = definition["variants"]
     control_key = next(v["key"] for v in variants if v.get("is_control"))
@@ -90,12 +105,13 @@ def primary_sample(definition: dict[str, Any], power: float) -> tuple[float, dic
     weight ratio (rounded up), mirroring how sizes are derived from an mde.
     """
     plan = power_plan(definition, power=power)
+    rho = planning_correlation(definition)
     if definition.get("mde") is not None:
         mde = definition["mde"]
-        sizes = sample_sizes(plan, mde)
+        sizes = sample_sizes(plan, mde, rho)
         return mde, _by_key(definition, sizes.control, sizes.challengers)
     control_size = definition["sample_size_per_variant"]
-    mde = minimum_detectable_effect(plan, control_size)
+    mde = minimum_detectable_effect(plan, control_size, rho)
     challenger_sizes = tuple(
         control_size if plan.design == "champion_challenger" else round_up_sample_size(control_size * ratio)
         for ratio in plan.ratios
@@ -106,8 +122,9 @@ def primary_sample(definition: dict[str, Any], power: float) -> tuple[float, dic
 def guardrail_sample(definition: dict[str, Any], guardrail: dict[str, Any], power: float) -> tuple[float, dict[str, int]]:
     """A guardrail's (effect size, sample per variant key) for its one-sided non-inferiority test."""
     plan = power_plan(definition, guardrail, power)
-    sizes = guardrail_sample_sizes(plan, guardrail["margin"])
-    return guardrail_effect_size(plan, guardrail["margin"]), _by_key(definition, sizes.control, sizes.challengers)
+    rho = planning_correlation(guardrail)
+    sizes = guardrail_sample_sizes(plan, guardrail["margin"], rho)
+    return _adjusted(guardrail_effect_size(plan, guardrail["margin"]), rho), _by_key(definition, sizes.control, sizes.challengers)
 
 
 def sample_plan(definition: dict[str, Any]) -> SamplePlan:
@@ -122,26 +139,29 @@ def sample_plan(definition: dict[str, Any]) -> SamplePlan:
     alpha = definition["alpha"] / challengers
     power = corrected_power(definition["power"], len(guardrails(definition)))
     mde, primary_sizes = primary_sample(definition, power)
-    primary_effect_size = preregistered_test(design, definition["metric_type"]).planning.effect_size(
-        power_plan(definition, power=power), mde)
+    primary_plan = power_plan(definition, power=power)
+    primary_effect_size = preregistered_test(design, definition["metric_type"]).planning.effect_size(primary_plan, mde)
+    primary_rho = planning_correlation(definition)
     tests = [MetricTestPlan(
         key=definition.get("metric_key") or "", role=MetricRole.PRIMARY.value,
         test=hypothesis_test_name(design, definition["metric_type"]), alpha=alpha, power=power,
-        effect_size=primary_effect_size, margin=None, sample_size_per_variant=primary_sizes, sets_sample=False,
+        effect_size=_adjusted(primary_effect_size, primary_rho), margin=None, sample_size_per_variant=primary_sizes,
+        sets_sample=False, **_cuped_fields(definition, primary_effect_size),
     )]
     for metric in definition.get("metrics") or []:
         if metric["role"] == MetricRole.GUARDRAIL:
             effect_size, sizes = guardrail_sample(definition, metric, power)
+            unadjusted = guardrail_effect_size(power_plan(definition, metric, power), metric["margin"])
             tests.append(MetricTestPlan(
                 key=metric["key"], role=metric["role"], test=non_inferiority_test_name(design, metric["metric_type"]),
                 alpha=alpha, power=power, effect_size=effect_size, margin=metric["margin"],
-                sample_size_per_variant=sizes, sets_sample=False,
+                sample_size_per_variant=sizes, sets_sample=False, **_cuped_fields(metric, unadjusted),
             ))
         else:
             tests.append(MetricTestPlan(
                 key=metric["key"], role=metric["role"], test=hypothesis_test_name(design, metric["metric_type"]),
                 alpha=alpha, power=None, effect_size=None, margin=None, sample_size_per_variant=None,
-                sets_sample=False,
+                sets_sample=False, **_cuped_fields(metric, None),
             ))
     control_key = next(v["key"] for v in definition["variants"] if v.get("is_control"))
     planned = [index for index, test in enumerate(tests) if test.sample_size_per_variant is not None]
@@ -152,6 +172,15 @@ def sample_plan(definition: dict[str, Any]) -> SamplePlan:
         sample, setter = primary_sizes, 0
     tests[setter] = replace(tests[setter], sets_sample=True)
     return SamplePlan(mde=mde, sample_size_per_variant=sample, tests=tuple(tests))
+
+
+def _cuped_fields(metric: dict[str, Any], unadjusted_effect_size: float | None) -> dict[str, Any]:
+    """A test's CUPED fields: the unadjusted effect size only when a correlation was planned with."""
+    if not metric.get("cuped"):
+        return {}
+    rho = metric.get("expected_correlation")
+    return {"cuped": True, "expected_correlation": rho,
+            "unadjusted_effect_size": unadjusted_effect_size if rho is not None else None}
 
 
 def planned_sample(definition: dict[str, Any]) -> tuple[float, dict[str, int]]:

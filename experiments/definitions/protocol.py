@@ -66,14 +66,17 @@ def build_protocol(definition: dict[str, Any], *, started_at: datetime) -> dict[
 def has_several_metrics(definition: dict[str, Any]) -> bool:
     """Whether the definition says more than part 1 could: other metrics, or a primary key or aggregation
     other than part 1's. Only then does the protocol hold `metrics`, so a part-1 experiment hashes as before."""
-    return bool(definition.get("metrics")) or (
+    return bool(definition.get("metrics")) or bool(definition.get("cuped")) or (
         definition.get("metric_aggregation", Aggregation.SUM) != Aggregation.SUM
         or definition.get("metric_key") not in (None, "", default_metric_key(definition["metric_name"]))
     )
 
 
 def definition_metrics(definition: dict[str, Any], *, mde: float | None) -> list[dict[str, Any]]:
-    """Every metric of a definition in part 2's shape, the primary first (with `mde`; the others None)."""
+    """Every metric of a definition in part 2's shape, the primary first (with `mde`; the others None).
+
+    Each entry has `cuped` and `expected_correlation` (the answers' shape); the protocol keeps
+    them only with CUPED on (`protocol_metrics`)."""
     primary = {
         "key": definition.get("metric_key") or default_metric_key(definition["metric_name"]),
         "name": definition["metric_name"], "role": MetricRole.PRIMARY.value, "type": definition["metric_type"],
@@ -81,25 +84,43 @@ def definition_metrics(definition: dict[str, Any], *, mde: float | None) -> list
         "aggregation": definition.get("metric_aggregation") or Aggregation.SUM.value,
         "baseline_mean": definition.get("baseline_mean"), "baseline_sd": definition.get("baseline_sd"),
         "mde": mde, "margin": None,
+        "cuped": bool(definition.get("cuped")), "expected_correlation": definition.get("expected_correlation"),
     }
     others = [
         {"key": m["key"], "name": m["name"], "role": m["role"], "type": m["metric_type"], "direction": m["direction"],
          "aggregation": m["aggregation"], "baseline_mean": m.get("baseline_mean"),
-         "baseline_sd": m.get("baseline_sd"), "mde": None, "margin": m.get("margin")}
+         "baseline_sd": m.get("baseline_sd"), "mde": None, "margin": m.get("margin"),
+         "cuped": bool(m.get("cuped")), "expected_correlation": m.get("expected_correlation")}
         for m in definition.get("metrics") or []
     ]
     return [primary, *others]
 
 
 def protocol_metrics(definition: dict[str, Any], plan: SamplePlan) -> list[dict[str, Any]]:
-    """`protocol.metrics`: every metric's definition and its test's plan, the primary first."""
-    return [{**metric, **_test_entry(test)}
+    """`protocol.metrics`: every metric's definition and its test's plan, the primary first.
+
+    CUPED's keys enter only when on (so that a protocol without CUPED hashes as before):
+    `"cuped": true`, `"expected_correlation"` when given, and then `"unadjusted_effect_size"`
+    beside the adjusted `effect_size`."""
+    return [_without_cuped_off({**metric, **_test_entry(test)})
             for metric, test in zip(definition_metrics(definition, mde=plan.mde), plan.tests)]
 
 
+def _without_cuped_off(entry: dict[str, Any]) -> dict[str, Any]:
+    if not entry.get("cuped"):
+        entry.pop("cuped", None)
+        entry.pop("expected_correlation", None)
+    elif entry.get("expected_correlation") is None:
+        entry.pop("expected_correlation", None)
+    return entry
+
+
 def _test_entry(test: MetricTestPlan) -> dict[str, Any]:
-    return {"test": test.test, "alpha": test.alpha, "power": test.power, "effect_size": test.effect_size,
-            "sample_size_per_variant": test.sample_size_per_variant, "sets_sample": test.sets_sample}
+    entry = {"test": test.test, "alpha": test.alpha, "power": test.power, "effect_size": test.effect_size,
+             "sample_size_per_variant": test.sample_size_per_variant, "sets_sample": test.sets_sample}
+    if test.cuped and test.expected_correlation is not None and test.unadjusted_effect_size is not None:
+        entry["unadjusted_effect_size"] = test.unadjusted_effect_size
+    return entry
 
 
 def frozen_protocol_metrics(protocol: dict[str, Any], *, metric_key: str) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ keyed by the field path a client sent (`metric.type`, `variants[1].weight`), so 
 API and the admin reject exactly the same definitions with the same words.
 """
 
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -44,7 +45,7 @@ def definition_errors(definition: dict[str, Any]) -> dict[str, list[str]]:
     def fail(field: str, message: str) -> None:
         errors.setdefault(_path(field), []).append(message)
 
-    for rules in (_text_errors, _number_errors, _baseline_errors, _timing_errors, _metric_errors):
+    for rules in (_text_errors, _number_errors, _baseline_errors, _timing_errors, _metric_errors, _cuped_errors):
         rules(definition, fail)
     _variant_errors(definition.get("variants") or [], fail)
 
@@ -167,6 +168,23 @@ def _metric_errors(definition: dict[str, Any], fail) -> None:
             _guardrail_errors(definition.get("design"), metric, path, fail)
         elif metric.get("margin") is not None:
             fail(f"{path}.margin", "Only a guardrail has a margin.")
+
+
+def _cuped_errors(definition: dict[str, Any], fail) -> None:
+    """CUPED (DESIGN.md part 2): A/B only; `expected_correlation` rho in [0, 1), only with `cuped`."""
+    design = definition.get("design")
+    items = [("", definition)] + [(f"metrics[{i}].", m) for i, m in enumerate(definition.get("metrics") or [])]
+    for prefix, metric in items:
+        cuped, rho = metric.get("cuped"), metric.get("expected_correlation")
+        if cuped and design == "champion_challenger":
+            fail(f"{prefix}cuped", "CUPED applies to A/B tests only: a champion/challenger pair already removes "
+                                   "a unit's own variance.")
+        if rho is None:
+            continue
+        if not isinstance(rho, (int, float)) or isinstance(rho, bool) or not math.isfinite(rho) or not 0 <= rho < 1:
+            fail(f"{prefix}expected_correlation", "Must be a finite number in [0, 1).")
+        elif not cuped:
+            fail(f"{prefix}expected_correlation", "Only a metric with cuped true has an expected correlation.")
 
 
 def _guardrail_errors(design: str | None, metric: dict[str, Any], path: str, fail) -> None:
