@@ -55,6 +55,9 @@ simulations each (`--metrics-simulations`, default 3,000), SE = the simulation s
 
 Usage: .venv/bin/python bench/calibration.py [--simulations N] [--seed S] [--metrics-simulations M]
        .venv/bin/python bench/calibration.py --metrics-only [--metrics-simulations M] [--seed S]
+       .venv/bin/python bench/calibration.py --cuped-only [--cuped-simulations C] [--seed S]
+
+CUPED (`analysis.cuped`): bench/calibration_cuped.py, run by `--cuped-only` and at the end of the full run.
 """
 
 from __future__ import annotations
@@ -682,7 +685,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="run only the multi-metric scenarios (issue 12), not the single-metric A/A and A/B ones")
     parser.add_argument("--metrics-simulations", type=int, default=METRICS_SIMULATIONS,
                         help="simulated experiments per multi-metric cell and scenario")
+    parser.add_argument("--cuped-only", action="store_true",
+                        help="run only the CUPED calibration (bench/calibration_cuped.py)")
+    parser.add_argument("--cuped-simulations", type=int, default=None,
+                        help="simulated A/A experiments per CUPED cell (default 10,000; A/B cells 4,000)")
     args = parser.parse_args(argv)
+    if args.cuped_only:
+        return 0 if _run_cuped(args) else 1
     if args.metrics_only:
         return 0 if run_metrics(args.metrics_simulations, args.seed) else 1
 
@@ -713,7 +722,16 @@ def main(argv: list[str] | None = None) -> int:
         f"without the continuity correction FPR {mcnemar_rejection_rate(n, 0.0, correction=False):.4f}, "
         f"power {mcnemar_rejection_rate(n, CELLS[3].mde, correction=False):.4f}"
     )
-    return 0 if run_metrics(args.metrics_simulations, args.seed) else 1
+    metrics_ok = run_metrics(args.metrics_simulations, args.seed)
+    return 0 if _run_cuped(args) and metrics_ok else 1
+
+
+def _run_cuped(args: argparse.Namespace) -> bool:
+    """The CUPED part (bench/calibration_cuped.py) with this run's seed."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from calibration_cuped import CUPED_SIMULATIONS, run_cuped
+
+    return run_cuped(args.cuped_simulations or CUPED_SIMULATIONS, args.seed)
 
 
 if __name__ == "__main__":
