@@ -170,10 +170,13 @@ def _replace_variants(experiment: Experiment, variants: list[dict[str, Any]]) ->
 
 
 def _replace_metrics(experiment: Experiment, metrics: list[dict[str, Any]]) -> None:
-    """The secondary metrics and guardrails, at positions 1, 2, ... (0 is the primary)."""
+    """The secondary metrics and guardrails, at positions 1, 2, ... (0 is the primary).
+
+    A field the caller left out takes the model's default (cuped off), not None.
+    """
     experiment.metrics.all().delete()
     Metric.objects.bulk_create(
-        Metric(experiment=experiment, position=position, **{field: m.get(field) for field in METRIC_FIELDS})
+        Metric(experiment=experiment, position=position, **{field: m[field] for field in METRIC_FIELDS if field in m})
         for position, m in enumerate(metrics, start=1)
     )
 

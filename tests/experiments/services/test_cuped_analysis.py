@@ -1,6 +1,8 @@
 """CUPED end to end: covariates stored, the analysis the Celery task runs, and statsmodels' answer from per-unit arrays."""
 
+import re
 from collections import defaultdict
+from html import unescape
 
 import numpy as np
 import pytest
@@ -125,8 +127,10 @@ def test_cuped_primary_secondary_and_guardrail_match_statsmodels(experimenter_cl
             comparison = comparison_of(entry, challenger)
             assert comparison["cuped"]["theta"] == pytest.approx(ref["theta"], rel=REL)
             assert comparison["cuped"]["variance_reduction"] == pytest.approx(ref["reduction"], rel=1e-7)
-            if metric != "conversion":  # the binary covariate predicts only weakly
-                assert comparison["cuped"]["variance_reduction"] > 0.05
+            # The covariates carry signal (the binary one predicts only weakly). The floor is loose because
+            # the experiment's salt, and so the arms and the data drawn for them, changes from run to run.
+            if metric != "conversion":
+                assert comparison["cuped"]["variance_reduction"] > 0.02
             assert comparison["test"].startswith(CUPED_Z_TEST)
             _close(comparison["effect"], ref["effect"])
             _close(comparison["p_value"], ref["p"])
@@ -181,3 +185,24 @@ def test_a_covariate_without_variance_gives_the_unadjusted_test_said_in_the_resu
     assert "no variance" in comparison["cuped"]["note"]
     assert comparison["test"] != CUPED_Z_TEST
     assert document["decision"]["outcome"] != "invalid"
+
+
+@pytest.mark.django_db
+def test_the_report_says_how_much_each_cuped_comparison_cut_the_variance(experimenter_client, service_client,
+                                                                         client, experimenter):
+    experiment, *_ = _setup(experimenter_client, service_client)
+    document = analysed(experiment)
+    client.force_login(experimenter)
+
+    response = client.get(f"/reports/{experiment.key}/")
+    assert response.status_code == 200
+    html = unescape(response.content.decode())
+
+    sentences = re.findall(r'data-field="cuped">(.*?)</td>', html)
+    names = {experiment.metric_key: experiment.metric_name, **{m.key: m.name for m in experiment.metrics.all()}}
+    expected = []
+    for metric in CUPED_KEYS:  # the primary in the main table, the others in their own sections
+        for comparison in metric_entry(document, metric)["comparisons"]:
+            reduction = comparison["cuped"]["variance_reduction"]
+            expected.append(f"CUPED: using the covariate cut the variance of {names[metric]} by {reduction:.0%}.")
+    assert len(expected) == 6 and sorted(sentences) == sorted(expected)
