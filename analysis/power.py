@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from analysis.errors import AnalysisError
-from analysis.registry import PowerSolver, preregistered_test
+from analysis.registry import preregistered_test
 from analysis.validation import finite, in_open_unit_interval, integer_at_least, one_of, positive
 from analysis.vocabulary import Design, MetricType, PlanAlternative
+
+if TYPE_CHECKING:
+    from analysis.registry import PowerSolver
 
 # A one-sided plan tests in the preferred direction with a positive planning effect,
 # which is statsmodels' "larger".
@@ -259,6 +262,8 @@ def minimum_detectable_effect(plan: PowerPlan, control_sample_size: int,
 
 
 def _solve(analysis: PowerSolver, unknown: str, **known: float | str) -> float:
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
     target_power = known.pop("power")
     with warnings.catch_warnings():
         # The root finder probes invalid points (the sqrt of a negative n) on its way to a

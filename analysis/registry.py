@@ -16,9 +16,6 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from statsmodels.stats.power import NormalIndPower, TTestIndPower, TTestPower
-from statsmodels.stats.proportion import proportion_effectsize
-
 from analysis.errors import AnalysisError
 from analysis.hypothesis_tests import (
     MCNEMAR_TEST,
@@ -43,9 +40,24 @@ from analysis.types import AnalysisData
 from analysis.vocabulary import Design, MetricType
 
 if TYPE_CHECKING:
+    from statsmodels.stats.power import NormalIndPower, TTestIndPower, TTestPower
+
     from analysis.power import PowerPlan
 
-PowerSolver = NormalIndPower | TTestIndPower | TTestPower
+    PowerSolver = NormalIndPower | TTestIndPower | TTestPower
+
+
+def _statsmodels_solver(name: str) -> Callable[[], PowerSolver]:
+    """A new statsmodels `statsmodels.stats.power.<name>`, imported on first use: statsmodels (and the
+    pandas it brings) take about a second to import, which every manage.py command would pay, since
+    the admin, loaded at start-up, plans samples (import_covariates, bench/covariate_import.py)."""
+    def solver() -> PowerSolver:
+        from statsmodels.stats import power
+
+        return getattr(power, name)()
+
+    solver.__name__ = solver.__qualname__ = name
+    return solver
 
 
 @dataclass(frozen=True)
@@ -126,6 +138,8 @@ def _cohens_h(plan: PowerPlan, mde: float) -> float:
     treated_rate = plan.baseline_mean + mde
     if not treated_rate < 1:
         raise AnalysisError(f"baseline_mean + mde must be in (0, 1), got {treated_rate}")
+    from statsmodels.stats.proportion import proportion_effectsize
+
     return float(proportion_effectsize(treated_rate, plan.baseline_mean))
 
 
@@ -140,13 +154,16 @@ def _rate_difference(plan: PowerPlan, cohens_h: float) -> float:
     return math.sin(angle) ** 2 - baseline_rate
 
 
-_COHENS_H = PowerPlanning(NormalIndPower, _cohens_h, _rate_difference, _standardized_rate_margin,
+_COHENS_H = PowerPlanning(_statsmodels_solver("NormalIndPower"), _cohens_h, _rate_difference,
+                          _standardized_rate_margin,
                           needs_baseline_mean=True, needs_baseline_sd=False)
-_COHENS_D = PowerPlanning(TTestIndPower, _standardized_effect, _unstandardized_effect, _standardized_effect,
+_COHENS_D = PowerPlanning(_statsmodels_solver("TTestIndPower"), _standardized_effect, _unstandardized_effect,
+                          _standardized_effect,
                           needs_baseline_mean=False, needs_baseline_sd=True)
 # A paired test, binary or continuous, is planned as a one-sample t-test of the differences
 # (baseline_sd is the sd of the paired difference).
-_PAIRED_D = PowerPlanning(TTestPower, _standardized_effect, _unstandardized_effect, _standardized_effect,
+_PAIRED_D = PowerPlanning(_statsmodels_solver("TTestPower"), _standardized_effect, _unstandardized_effect,
+                          _standardized_effect,
                           needs_baseline_mean=False, needs_baseline_sd=True)
 
 PREREGISTERED_TESTS: Mapping[tuple[str, str], PreregisteredTest] = MappingProxyType({

@@ -49,9 +49,20 @@ postgres://postgres@127.0.0.1:5432/bench_analysis: dropped, created, migrated). 
      experiments_observation WHERE experiment_id = %s GROUP BY metric_position, variant_id`,
      timed adjacent to each analysis run as in 2-3; same targets, one row per size, and the
      EXPLAIN of the analysis's queries at the largest size. --only-metrics runs only this scenario.
+  6. CUPED (issue 14), at the sizes of --cuped-sizes (default 1M and 10M): the three-metric
+     experiment of 5 with `cuped: true` on every metric, loaded the same way, and a covariate
+     for 85% of the units and each metric (15% of the units have none: x = 0), drawn
+     independently of the observations (time is measured, not the reduction): 3 x 0.85 x N/2
+     covariate rows. Its floor reads the same rows with no work of ours: BARE_METRICS over the
+     observations plus `SELECT metric_position, count(*), sum(value), sum(value*value) FROM
+     experiments_covariate WHERE experiment_id = %s GROUP BY metric_position`, the two timed
+     adjacent to each analysis run; the ratio against the observations' aggregate alone is
+     printed beside it, and, as information, the time of the bare join of each covariate to its
+     unit's arm (BARE_COVARIATE_JOIN), the least an analysis-time CUPED must add to reading the
+     rows. --only-cuped runs only this scenario.
 
 Usage: .venv/bin/python bench/analysis.py [--sizes 1000000 10000000] [--cc-sizes ...] [--no-alternatives]
-       [--metrics-sizes 1000000 10000000] [--only-metrics]
+       [--metrics-sizes 1000000 10000000] [--only-metrics] [--cuped-sizes 1000000 10000000] [--only-cuped]
        [--no-wait]   (otherwise it waits until no other bench/ script runs before measuring)
 """
 
@@ -75,6 +86,8 @@ if str(ROOT) not in sys.path:
 from bench.analysis_setup import OUTCOMES, create_experiments, django_setup, load, make_due, sum_units  # noqa: E402
 from bench.analysis_sql import (  # noqa: E402
     BARE,
+    BARE_COVARIATE_JOIN,
+    BARE_COVARIATES,
     BARE_METRICS,
     alternatives,
     explain_application_queries,
@@ -162,15 +175,17 @@ def _run_worker(env: dict[str, str], conn: psycopg.Connection, experiment_id: in
 
 
 def _paired(env: dict[str, str], conn: psycopg.Connection, experiment_id: int, variant: str, runs: int,
-            bare_sql: str = BARE) -> dict:
+            bare_sqls: tuple[str, ...] = (BARE,)) -> dict:
     """`runs` rounds of (bare aggregate, analysis subprocess), each ratio against the bare aggregate
     timed just before it (the machine is shared: adjacent timings see the same load). The first
-    round only warms the cache; of the others, the round with the median ratio is kept."""
+    round only warms the cache; of the others, the round with the median ratio is kept. With
+    several bare statements the floor is their sum (`bare_first_s`: the first alone)."""
     rounds = []
     for _ in range(runs):
-        bare, _ = timed_sql(conn, bare_sql, [experiment_id], runs=1)
+        parts = [timed_sql(conn, sql, [experiment_id], runs=1)[0] for sql in bare_sqls]
+        bare = sum(parts)
         figures = _run_worker(env, conn, experiment_id, variant)
-        figures.update(bare_s=bare, ratio=figures["analysis_s"] / bare)
+        figures.update(bare_s=bare, bare_first_s=parts[0], ratio=figures["analysis_s"] / bare)
         rounds.append(figures)
     measured = sorted(rounds[1:], key=lambda f: f["ratio"])
     kept = measured[(len(measured) - 1) // 2]
@@ -196,7 +211,9 @@ def _same_document(a: dict, b: dict, rel: float = 1e-9) -> bool:
 # -- report ----------------------------------------------------------------------------------------
 
 LABELS = {"ab": "ab binary (application)", "cc": "cc continuous (application)",
-          "metrics": "ab 3 metrics (application)"}
+          "metrics": "ab 3 metrics (application)", "cuped": "ab 3 CUPED metrics (application)"}
+# The floor of each scenario: the bare aggregates of the rows its analysis reads.
+FLOORS = {"ab": (BARE,), "cc": (BARE,), "metrics": (BARE_METRICS,), "cuped": (BARE_METRICS, BARE_COVARIATES)}
 
 
 def _metrics_summary(document: dict) -> str:
@@ -208,6 +225,19 @@ def _metrics_summary(document: dict) -> str:
                             else "") for v in metric["variants"])
         parts.append(f"{metric['key']} ({metric['role']}): {arms}")
     return "; ".join(parts) or "no metrics list in the document"
+
+
+def _cuped_summary(document: dict) -> str:
+    """Each CUPED comparison's test, theta and variance reduction (a check that the covariates were read)."""
+    parts = []
+    for metric in document.get("metrics", []):
+        for comparison in metric["comparisons"]:
+            if "cuped" in comparison:
+                cuped = comparison["cuped"]
+                theta = "none" if cuped["theta"] is None else f"{cuped['theta']:.3g}"
+                parts.append(f"{metric['key']} {comparison['variant']}: {comparison['test']}, theta {theta}, "
+                             f"variance reduction {cuped['variance_reduction']:.4f}")
+    return "; ".join(parts) or "no CUPED comparison in the document"
 
 
 def _row(label: str, size: int, figures: dict) -> dict:
@@ -238,7 +268,8 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-analysis-"))
     env = server_env(database_url, workdir, broker_db=13)
     _log(f"database {redacted(database_url)} (dropped, created, migrated); sizes {args.sizes}, "
-         f"champion/challenger at {args.cc_sizes}, three metrics at {args.metrics_sizes}")
+         f"champion/challenger at {args.cc_sizes}, three metrics at {args.metrics_sizes}, "
+         f"three CUPED metrics at {args.cuped_sizes}")
     recreate_database(database_url)
     manage(env, "migrate", "--no-input")
     django_setup(env)
@@ -251,7 +282,7 @@ def main() -> int:
             "SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name IN ('shared_buffers', "
             "'work_mem', 'hash_mem_multiplier', 'max_parallel_workers_per_gather', 'jit')").fetchall())
         _log(f"PostgreSQL settings: {server}; ANALYSIS_WORK_MEM = {work_mem}")
-        for size in sorted(set(args.sizes) | set(args.cc_sizes) | set(args.metrics_sizes)):
+        for size in sorted(set(args.sizes) | set(args.cc_sizes) | set(args.metrics_sizes) | set(args.cuped_sizes)):
             _measure_size(args, env, conn, size, work_mem, rows, quiet, loads)
 
     _log("")
@@ -277,6 +308,9 @@ def _arguments() -> argparse.Namespace:
                         help="sizes of the three-metric experiment (issue 12; default 1M and 10M; none: skip it)")
     parser.add_argument("--only-metrics", action="store_true",
                         help="only the three-metric scenario (no single-metric ab or cc experiment)")
+    parser.add_argument("--cuped-sizes", type=int, nargs="*", default=DEFAULT_SIZES,
+                        help="sizes of the three-CUPED-metric experiment (issue 14; default 1M and 10M; none: skip it)")
+    parser.add_argument("--only-cuped", action="store_true", help="only the CUPED scenario")
     parser.add_argument("--no-alternatives", action="store_true")
     parser.add_argument("--no-wait", action="store_true", help="measure even if other benchmarks run")
     parser.add_argument("--wait-timeout", type=float, default=1800.0)
@@ -284,14 +318,17 @@ def _arguments() -> argparse.Namespace:
     if args.cc_sizes is None:
         args.cc_sizes = args.sizes
     if args.only_metrics:
-        args.sizes, args.cc_sizes = [], []
+        args.sizes, args.cc_sizes, args.cuped_sizes = [], [], []
+    if args.only_cuped:
+        args.sizes, args.cc_sizes, args.metrics_sizes = [], [], []
     return args
 
 
 def _measure_size(args, env: dict[str, str], conn: psycopg.Connection, size: int, work_mem: str,
                   rows: list[dict], quiet: list[bool], loads: list[float]) -> None:
     """Load the experiments of one size, then time each one's analysis against the bare aggregate."""
-    made = create_experiments(size, size in args.cc_sizes, ab=size in args.sizes, metrics=size in args.metrics_sizes)
+    made = create_experiments(size, size in args.cc_sizes, ab=size in args.sizes, metrics=size in args.metrics_sizes,
+                              cuped=size in args.cuped_sizes)
     load_start = time.perf_counter()
     load(conn, made, size)
     sum_units([m["id"] for m in made.values()])
@@ -301,16 +338,26 @@ def _measure_size(args, env: dict[str, str], conn: psycopg.Connection, size: int
     quiet.append(_wait_quiet(args))
     loads.append(os.getloadavg()[0])
     for name, experiment in made.items():
-        bare_sql = BARE_METRICS if name == "metrics" else BARE
-        timed_sql(conn, bare_sql, [experiment["id"]], runs=1)   # warms the cache for the first round
-        figures = _paired(env, conn, experiment["id"], "app", runs=2, bare_sql=bare_sql)
+        for sql in FLOORS[name]:
+            timed_sql(conn, sql, [experiment["id"]], runs=1)   # warms the cache for the first round
+        figures = _paired(env, conn, experiment["id"], "app", runs=2, bare_sqls=FLOORS[name])
         rows.append(_row(LABELS[name], size, figures))
         _log(f"  {name}: bare {figures['bare_s']:.2f} s, analysis {figures['analysis_s']:.2f} s "
              f"(subprocess {figures['total_s']:.2f} s), peak RSS {figures['hwm_kb'] / 1024:.0f} MB, "
              f"{figures['outcome']}")
-        if name == "metrics":
+        if name == "cuped":
+            _log(f"    floor = observations' aggregate {figures['bare_first_s']:.2f} s + covariates' aggregate "
+                 f"{figures['bare_s'] - figures['bare_first_s']:.2f} s; against the observations' aggregate alone "
+                 f"the ratio is {figures['analysis_s'] / figures['bare_first_s']:.2f}")
+            join_s, _ = timed_sql(conn, BARE_COVARIATE_JOIN, [experiment["id"]],
+                                  settings={"jit": "off", "work_mem": work_mem}, runs=2)
+            _log(f"    information: the bare join of each covariate to its unit's arm (BARE_COVARIATE_JOIN, jit off, "
+                 f"work_mem {work_mem}) {join_s:.2f} s = {join_s / figures['bare_s']:.2f} x the floor")
+            _log("    " + _cuped_summary(figures["document"]))
+        if name in ("metrics", "cuped"):
             _log("    " + _metrics_summary(figures["document"]))
-        largest = {"ab": args.sizes, "cc": args.cc_sizes, "metrics": args.metrics_sizes}[name]
+        largest = {"ab": args.sizes, "cc": args.cc_sizes, "metrics": args.metrics_sizes,
+                   "cuped": args.cuped_sizes}[name]
         if size == max(largest):
             _explain(args, conn, name, experiment, size, work_mem)
     quiet[-1] = quiet[-1] and not _other_benchmarks()
@@ -326,7 +373,7 @@ def _explain(args, conn: psycopg.Connection, name: str, experiment: dict, size: 
         _log(f"  query {index}: " + " ".join(sql.split())[:160] + " ...")
         for line in explain_summary(plan[0]) + ["    " + s for s in spills(plan[0]["Plan"])]:
             _log(line)
-    if not args.no_alternatives and name != "metrics":
+    if not args.no_alternatives and name not in ("metrics", "cuped"):
         _log(f"  Before per-unit sums at N = {size:,} (SQL only, from the bench, work_mem "
              f"{work_mem}; ratio against a bare aggregate timed just before):")
         for label, seconds, bare in alternatives(conn, work_mem, name, experiment):

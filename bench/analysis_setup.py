@@ -10,6 +10,7 @@ import psycopg
 OBSERVATIONS = "experiments_observation"
 ASSIGNMENTS = "experiments_assignment"
 OUTCOMES = "experiments_unitoutcome"
+COVARIATES = "experiments_covariate"
 
 
 def django_setup(env: dict[str, str]):
@@ -20,11 +21,13 @@ def django_setup(env: dict[str, str]):
     django.setup()
 
 
-def create_experiments(size: int, cc: bool, *, ab: bool = True, metrics: bool = False) -> dict[str, dict]:
+def create_experiments(size: int, cc: bool, *, ab: bool = True, metrics: bool = False,
+                       cuped: bool = False) -> dict[str, dict]:
     """Create and start the experiments through the services; return ids and variant ids.
 
-    `ab` (binary, one metric), `cc` (champion/challenger, continuous) and `metrics` (an `ab`
-    test with three metrics: conversion, revenue and a mean-aggregated latency guardrail).
+    `ab` (binary, one metric), `cc` (champion/challenger, continuous), `metrics` (an `ab`
+    test with three metrics: conversion, revenue and a mean-aggregated latency guardrail) and
+    `cuped` (the same three metrics, each with `cuped: true`).
     """
     from experiments.services.definition import experiment_create
     from experiments.services.lifecycle import experiment_start
@@ -49,27 +52,37 @@ def create_experiments(size: int, cc: bool, *, ab: bool = True, metrics: bool = 
             variants=[{"key": "champion", "weight": 1.0, "is_control": True, "payload": {}},
                       {"key": "challenger", "weight": 1.0, "is_control": False, "payload": {}}], **common)
     if metrics:
-        definitions["metrics"] = dict(
-            key=f"bench-metrics-{size}", name=f"Benchmark checkout, three metrics ({size:,} observations)",
-            hypothesis="A green button raises conversion without slowing the page down", design="ab",
-            metric_name="conversion", metric_key="conversion", metric_type="binary", metric_direction="increase",
-            metric_aggregation="sum", baseline_mean=0.10, baseline_sd=None, mde=0.01, sample_size_per_variant=None,
-            variants=[{"key": "control", "weight": 1.0, "is_control": True, "payload": {}},
-                      {"key": "green", "weight": 1.0, "is_control": False, "payload": {}}],
-            metrics=[
-                {"key": "revenue", "name": "Revenue per user", "role": "secondary", "metric_type": "continuous",
-                 "direction": "increase", "aggregation": "sum", "baseline_mean": None, "baseline_sd": None,
-                 "margin": None},
-                {"key": "latency_ms", "name": "Page latency", "role": "guardrail", "metric_type": "continuous",
-                 "direction": "decrease", "aggregation": "mean", "baseline_mean": 200.0, "baseline_sd": 40.0,
-                 "margin": 5.0},
-            ], **common)
+        definitions["metrics"] = create_definition_of_three_metrics(size, common)
+    if cuped:
+        three = definitions.get("metrics") or create_definition_of_three_metrics(size, common)
+        definitions["cuped"] = dict(
+            three, key=f"bench-cuped-{size}", name=f"Benchmark checkout, three CUPED metrics ({size:,} observations)",
+            cuped=True, metrics=[dict(m, cuped=True) for m in three["metrics"]])
     made = {}
     for name, definition in definitions.items():
         experiment = experiment_start(experiment=experiment_create(actor=None, definition=definition), actor=None)
         made[name] = {"id": experiment.id, "key": experiment.key,
                       "variants": [v.id for v in experiment.variants.order_by("position", "id")]}
     return made
+
+
+def create_definition_of_three_metrics(size: int, common: dict) -> dict:
+    """The `metrics` experiment's definition: binary conversion, revenue (sum), a latency guardrail (mean)."""
+    return dict(
+        key=f"bench-metrics-{size}", name=f"Benchmark checkout, three metrics ({size:,} observations)",
+        hypothesis="A green button raises conversion without slowing the page down", design="ab",
+        metric_name="conversion", metric_key="conversion", metric_type="binary", metric_direction="increase",
+        metric_aggregation="sum", baseline_mean=0.10, baseline_sd=None, mde=0.01, sample_size_per_variant=None,
+        variants=[{"key": "control", "weight": 1.0, "is_control": True, "payload": {}},
+                  {"key": "green", "weight": 1.0, "is_control": False, "payload": {}}],
+        metrics=[
+            {"key": "revenue", "name": "Revenue per user", "role": "secondary", "metric_type": "continuous",
+             "direction": "increase", "aggregation": "sum", "baseline_mean": None, "baseline_sd": None,
+             "margin": None},
+            {"key": "latency_ms", "name": "Page latency", "role": "guardrail", "metric_type": "continuous",
+             "direction": "decrease", "aggregation": "mean", "baseline_mean": 200.0, "baseline_sd": 40.0,
+             "margin": 5.0},
+        ], **common)
 
 
 def sum_units(experiment_ids: list[int]) -> None:
@@ -129,6 +142,9 @@ def load(conn: psycopg.Connection, made: dict[str, dict], size: int) -> None:
             _load_ab(conn, made["ab"], size, units)
         if "metrics" in made:
             _load_metrics(conn, made["metrics"], size, units)
+        if "cuped" in made:
+            _load_metrics(conn, made["cuped"], size, units)
+            _load_covariates(conn, made["cuped"], units)
         if "cc" in made:
             _load_cc(conn, made["cc"], units)
         for table, indexes in saved.items():
@@ -136,7 +152,7 @@ def load(conn: psycopg.Connection, made: dict[str, dict], size: int) -> None:
                 conn.execute(definition)
                 if constraint:
                     conn.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{constraint}" UNIQUE USING INDEX "{name}"')
-    for table in (OBSERVATIONS, ASSIGNMENTS):
+    for table in (OBSERVATIONS, ASSIGNMENTS, COVARIATES):
         conn.execute(f"VACUUM ANALYZE {table}")
 
 
@@ -223,3 +239,25 @@ def _load_metrics(conn: psycopg.Connection, experiment: dict, size: int, units: 
                           FROM generate_series(0, %s - 1) AS i) AS drawn) AS picked
              ) AS rows
         """, [experiment["id"], size, units, size])
+
+
+# Share of the units with a covariate per metric (the others count as x = 0).
+COVARIATE_SHARE = 0.85
+
+
+def _load_covariates(conn: psycopg.Connection, experiment: dict, units: int) -> None:
+    """A covariate per unit and metric for COVARIATE_SHARE of the units: conversion 0/1 at 10%,
+    revenue Gamma(2, 25), latency Normal(200, 40). Drawn independently of the observations: the
+    scenario measures time, and an x that predicts nothing must leave the answer unadjusted (theta near 0)."""
+    conn.execute(
+        f"""
+        INSERT INTO {COVARIATES} (experiment_id, metric_position, unit, value, received_at)
+        SELECT %s, m, {UNIT_SQL},
+               CASE m WHEN 0 THEN (random() < 0.1)::int::float8
+                      WHEN 1 THEN round((-25 * ln(1 - random()) - 25 * ln(1 - random()))::numeric, 2)::float8
+                      ELSE round((200 + 40 * sqrt(-2 * ln(1 - random()))
+                                  * cos(2 * pi() * random()))::numeric, 1)::float8
+               END, now() - interval '20 days'
+        FROM generate_series(0, %s - 1) AS u CROSS JOIN generate_series(0, 2) AS m
+        WHERE random() < {COVARIATE_SHARE}
+        """, [experiment["id"], units])

@@ -7,13 +7,21 @@ import time
 
 import psycopg
 
-from bench.analysis_setup import ASSIGNMENTS, OBSERVATIONS, OUTCOMES
+from bench.analysis_setup import ASSIGNMENTS, COVARIATES, OBSERVATIONS, OUTCOMES
 
 BARE = f"""SELECT variant_id, count(*), sum(value), sum(value * value)
 FROM {OBSERVATIONS} WHERE experiment_id = %s GROUP BY variant_id"""
 # The floor of an experiment with several metrics (issue 12): the same aggregate per metric and variant.
 BARE_METRICS = f"""SELECT metric_position, variant_id, count(*), sum(value), sum(value * value)
 FROM {OBSERVATIONS} WHERE experiment_id = %s GROUP BY metric_position, variant_id"""
+# With CUPED (issue 14) the floor reads the covariates too: the same aggregate over their rows.
+BARE_COVARIATES = f"""SELECT metric_position, count(*), sum(value), sum(value * value)
+FROM {COVARIATES} WHERE experiment_id = %s GROUP BY metric_position"""
+# Information: the least any analysis-time CUPED must do beyond reading the rows, each covariate joined to
+# its unit's arm (covariates arrive before assignments, so they cannot carry the arm), as bare SQL.
+BARE_COVARIATE_JOIN = f"""SELECT c.metric_position, a.variant_id, count(*), sum(c.value), sum(c.value * c.value)
+FROM {COVARIATES} c JOIN {ASSIGNMENTS} a ON a.experiment_id = c.experiment_id AND a.unit = c.unit
+WHERE c.experiment_id = %s GROUP BY c.metric_position, a.variant_id"""
 
 
 def timed_sql(conn: psycopg.Connection, sql: str, params: list, *, settings: dict[str, str] | None = None,
@@ -45,22 +53,27 @@ def paired_sql(conn: psycopg.Connection, experiment_id: int, statements: list[tu
 # -- EXPLAIN --------------------------------------------------------------------------------------
 
 def explain_application_queries(experiment_id: int) -> list[tuple[str, list, dict]]:
-    """EXPLAIN (ANALYZE, BUFFERS) of every summary query analysis_data runs, under the analysis's
+    """EXPLAIN (ANALYZE, BUFFERS) of every summary query analysis_data runs (and each CUPED metric's
+    covariate sums), under the analysis's
     work_mem. Each such query is run once, as EXPLAIN ANALYZE, and replaced by a LIMIT 0 version
     of itself so that no query runs twice (the summaries then come out empty, which is ignored)."""
     from django.conf import settings
     from django.db import connection, transaction
 
+    from experiments import db
     from experiments.models import Experiment
+    from experiments.services.analysis import analysis_plan
     from experiments.unit_outcomes.read import analysis_data
 
     captured = []
 
     def explain(execute, sql, params, many, context):
-        if (OUTCOMES in sql or ASSIGNMENTS in sql) and sql.lstrip().upper().startswith(("WITH", "SELECT")):
+        summary = OUTCOMES in sql or ASSIGNMENTS in sql or COVARIATES in sql
+        if summary and sql.lstrip().upper().startswith(("WITH", "SELECT")):
             context["cursor"].execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, params)
             plan = context["cursor"].fetchone()[0]
-            captured.append((sql, list(params or []), json.loads(plan) if isinstance(plan, str) else plan))
+            kept = params if isinstance(params, dict) else list(params or [])
+            captured.append((sql, kept, json.loads(plan) if isinstance(plan, str) else plan))
             return execute(f"SELECT * FROM ({sql}) AS explained LIMIT 0", params, many, context)
         return execute(sql, params, many, context)
 
@@ -72,6 +85,10 @@ def explain_application_queries(experiment_id: int) -> list[tuple[str, list, dic
             analysis_data(experiment)
         except (ValueError, TypeError, KeyError, IndexError, StopIteration):
             pass   # fewer rows than the code expects: the queries ran (as EXPLAIN) all the same
+        plan = analysis_plan(experiment)
+        db.covariate_sums(experiment.id, {position: (metric.metric_type, metric.aggregation)  # issue 14
+                                          for position, metric in enumerate((plan.primary, *plan.metrics))
+                                          if metric.cuped})
     return captured
 
 

@@ -6,9 +6,9 @@ coin. Each arm's `CovariateSummary` (n and the sums of y, y^2, x, x^2, x*y) is b
 arrays (vectorised numpy, seeded), and `analysis.cuped.cuped_z_test` runs on it, the same
 function the analysis runs for a CUPED metric.
 
-Planning: the ab continuous plan's effect size (mde / baseline_sd, `analysis.power`'s
-registry) divided by sqrt(1 - rho^2) (`cuped_effect_size`) and solved by the same
-`TTestIndPower` rule as `sample_sizes` (two-sided, alpha 0.05, power 0.8, one challenger).
+Planning: `analysis.power.sample_sizes` with `expected_correlation` rho, as a definition with
+CUPED is planned: the effect size (mde / baseline_sd) divided by sqrt(1 - rho^2)
+(`cuped_effect_size`), then the `TTestIndPower` rule (two-sided, alpha 0.05, power 0.8, one challenger).
 
 Checks (PASS / FAIL lines; sim SE = sqrt(p (1 - p) / N)):
 - A/A false-positive rate with CUPED in [0.04, 0.06], rho 0.5 and 0.8, and a binary cell
@@ -32,8 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.cuped import CovariateSummary, cuped_effect_size, cuped_z_test  # noqa: E402
-from analysis.power import PowerPlan, _sample_sizes_for_effect_size, sample_sizes  # noqa: E402
-from analysis.registry import preregistered_test  # noqa: E402
+from analysis.power import PowerPlan, sample_sizes  # noqa: E402
 
 ALPHA = 0.05
 POWER = 0.8
@@ -63,12 +62,9 @@ def _plan() -> PowerPlan:
 
 
 def planned_n(rho: float | None) -> int:
-    """Units per variant for MDE: without CUPED (`sample_sizes`) or with the effect size / sqrt(1 - rho^2)."""
-    plan = _plan()
-    if rho is None:
-        return sample_sizes(plan, MDE).control
-    effect_size = preregistered_test("ab", "continuous").planning.effect_size(plan, MDE)
-    return _sample_sizes_for_effect_size(plan, cuped_effect_size(effect_size, rho), "two-sided").control
+    """Units per variant for MDE as the platform plans it (`sample_sizes`): without CUPED, or with
+    the expected correlation rho (the effect size divided by sqrt(1 - rho^2))."""
+    return sample_sizes(_plan(), MDE, expected_correlation=rho).control
 
 
 def _summaries(x: np.ndarray, y: np.ndarray, treated: np.ndarray) -> Iterator[tuple[CovariateSummary, ...]]:

@@ -87,6 +87,32 @@ def _timestamp(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
+def parse_shared_fields(item: dict, index: int, errors: ItemErrors,
+                        allowed: frozenset[str]) -> tuple[bool, str | None, float | None, str | None]:
+    """What an observation and a covariate item have in common: no field outside `allowed`, a
+    `unit`, a finite `value` within MAX_ABS_VALUE and an optional `metric` key. (ok, unit, value,
+    metric); every problem goes to `errors`."""
+    ok = True
+    unknown = item.keys() - allowed
+    if unknown:
+        errors.add(index, sorted(unknown)[0], f"Unknown field; allowed: {', '.join(sorted(allowed))}.")
+        ok = False
+    unit = _identifier(item.get("unit"), MAX_UNIT_LENGTH)
+    if unit is None:
+        errors.add(index, "unit", _identifier_message(
+            item.get("unit"), f"Required: a non-empty string of at most {MAX_UNIT_LENGTH} characters."))
+        ok = False
+    value = _finite_number(item.get("value"))
+    if value is None or not -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:
+        errors.add(index, "value", f"Required: a finite number with |value| <= {MAX_ABS_VALUE:g}.")
+        ok = False
+    metric = item.get("metric")
+    if metric is not None and _identifier(metric, MAX_KEY_LENGTH) is None:
+        errors.add(index, "metric", _identifier_message(metric, "Must be a metric key."))
+        ok = False
+    return ok, unit, value, metric and str(metric)
+
+
 def parse_items(items: list[Any], errors: ItemErrors, *, first_index: int = 0) -> list[ObservationRow]:
     """Typed rows for the items that parse; every problem goes to `errors`."""
     rows = []
@@ -95,20 +121,7 @@ def parse_items(items: list[Any], errors: ItemErrors, *, first_index: int = 0) -
         if not isinstance(item, dict):
             errors.add(index, "item", "Each observation must be a JSON object.")
             continue
-        ok = True
-        unknown = item.keys() - FIELDS
-        if unknown:
-            errors.add(index, sorted(unknown)[0], f"Unknown field; allowed: {', '.join(sorted(FIELDS))}.")
-            ok = False
-        unit = _identifier(item.get("unit"), MAX_UNIT_LENGTH)
-        if unit is None:
-            errors.add(index, "unit", _identifier_message(
-                item.get("unit"), f"Required: a non-empty string of at most {MAX_UNIT_LENGTH} characters."))
-            ok = False
-        value = _finite_number(item.get("value"))
-        if value is None or not -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:
-            errors.add(index, "value", f"Required: a finite number with |value| <= {MAX_ABS_VALUE:g}.")
-            ok = False
+        ok, unit, value, metric = parse_shared_fields(item, index, errors, FIELDS)
         variant = item.get("variant")
         if variant is not None and _identifier(variant, MAX_KEY_LENGTH) is None:
             errors.add(index, "variant", _identifier_message(variant, "Must be a variant key."))
@@ -132,11 +145,7 @@ def parse_items(items: list[Any], errors: ItemErrors, *, first_index: int = 0) -
             if latency is None or not 0 <= latency <= MAX_LATENCY_MS:
                 errors.add(index, "latency_ms", f"Must be a number of milliseconds in [0, {MAX_LATENCY_MS:g}].")
                 ok = False
-        metric = item.get("metric")
-        if metric is not None and _identifier(metric, MAX_KEY_LENGTH) is None:
-            errors.add(index, "metric", _identifier_message(metric, "Must be a metric key."))
-            ok = False
         if ok:
             rows.append(ObservationRow(index, unit, value, variant and str(variant), idempotency_key,
-                                       timestamp, latency, metric and str(metric)))
+                                       timestamp, latency, metric))
     return rows

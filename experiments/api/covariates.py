@@ -3,15 +3,12 @@
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from experiments.api.assignments import UnitField
 from experiments.api.experiments import get_experiment_or_404
-from experiments.api.permissions import ServiceOrPersonWithPermission
-from experiments.api.renderers import OrjsonParser, OrjsonRenderer
+from experiments.api.observations import BulkIngestApi
 from experiments.api.schema import error_responses
-from experiments.limits import MAX_ABS_VALUE, MAX_BULK_BODY_BYTES, MAX_KEY_LENGTH
-from experiments.permissions import POST_OBSERVATION
+from experiments.limits import MAX_ABS_VALUE, MAX_KEY_LENGTH
 from experiments.services.covariates import MAX_COVARIATES_PER_REQUEST, covariates_ingest, parse_covariate_batch
 
 
@@ -25,15 +22,8 @@ class CovariateSerializer(serializers.Serializer):
                                    help_text="The metric's key (one with `cuped`); the primary metric when absent.")
 
 
-class CovariateIngestApi(APIView):
+class CovariateIngestApi(BulkIngestApi):
     """Store a batch of covariates: every rule holds for every item, or nothing is stored."""
-
-    permission_classes = [ServiceOrPersonWithPermission]
-    required_permission = POST_OBSERVATION
-    parser_classes = [OrjsonParser]
-    renderer_classes = [OrjsonRenderer]
-    throttle_scope = "serving"
-    max_body_bytes = MAX_BULK_BODY_BYTES
 
     @extend_schema(
         request=inline_serializer("CovariateBatch", {"covariates": serializers.ListField(

@@ -56,8 +56,9 @@ def parse_observation_batch(data) -> list[ObservationRow]:
     return rows
 
 
-class ObservationIngestApi(APIView):
-    """Store a batch of observations: every rule holds for every item, or nothing is stored."""
+class BulkIngestApi(APIView):
+    """What the batch endpoints (observations, covariates) share: who may post, orjson both ways,
+    the serving throttle and the bulk body limit."""
 
     permission_classes = [ServiceOrPersonWithPermission]
     required_permission = POST_OBSERVATION
@@ -65,6 +66,10 @@ class ObservationIngestApi(APIView):
     renderer_classes = [OrjsonRenderer]
     throttle_scope = "serving"
     max_body_bytes = MAX_BULK_BODY_BYTES
+
+
+class ObservationIngestApi(BulkIngestApi):
+    """Store a batch of observations: every rule holds for every item, or nothing is stored."""
 
     @extend_schema(
         request=inline_serializer("ObservationBatch", {"observations": serializers.ListField(

@@ -17,7 +17,7 @@ from django.db import connection
 
 from experiments.db.rows import Latency
 
-__all__ = ["Latency", "backend", "csv_import_supported", "cuped_sums", "experiment_state_row", "import_csv", "insert_observations",
+__all__ = ["Latency", "backend", "csv_import_supported", "covariate_sums", "experiment_state_row", "import_csv", "insert_observations",
            "latency_by_variant", "rebuild_unit_outcomes", "store_assignment", "store_assignments",
            "stored_assignments", "tune_analysis_session"]
 
@@ -89,6 +89,7 @@ def import_csv(*, experiment, path: Path, columns: list[str], now: datetime, fre
                                 on_bytes=on_bytes)
 
 
-def cuped_sums(experiment_id: int, position: int, metric_type: str, aggregation: str) -> dict[int, tuple]:
-    """CUPED's sums of one A/B metric per variant id: (n, sum y, sum y^2, sum x, sum x^2, sum xy)."""
-    return backend().cuped_sums(experiment_id, position, metric_type, aggregation)
+def covariate_sums(experiment_id: int, metrics: dict[int, tuple[str, str]]) -> dict[int, dict[int, tuple]]:
+    """CUPED's covariate sums of the A/B metrics {position: (metric_type, aggregation)}, in one query:
+    {position: {variant id: (sum x, sum x^2, sum xy)}}."""
+    return backend().covariate_sums(experiment_id, metrics)

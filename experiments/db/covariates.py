@@ -13,14 +13,26 @@ from `connection.vendor`, as experiments.db.backend() does. Both give the same r
   the new rows go in through `bulk_create(ignore_conflicts=True)`.
 
 Records are (metric_position, unit, value), already checked by experiments.services.covariates.
+
+`import_covariates_csv` is PostgreSQL's fast path for a CSV file: its bytes are COPYed into a
+staging table of text columns and one INSERT ... SELECT converts, checks and stores them, so
+Python never touches a row. Like the observations' (experiments.db.postgresql_csv, whose
+`_identifier_rule` it shares) it only accepts a subset of what the row-by-row path accepts:
+a cell it cannot convert or a rule broken fails the statement (a NULL unit or metric position
+fails its NOT NULL column), the caller rolls back and the file goes row by row, which imports
+it all the same or names every offending line and field.
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
+from pathlib import Path
 
 import orjson
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
+from psycopg.errors import UniqueViolation
 
+from experiments.db.postgresql_csv import COPY_BLOCK, _identifier_rule, _pipe
+from experiments.limits import MAX_ABS_VALUE, MAX_UNIT_LENGTH
 from experiments.models import Covariate
 
 COVARIATES = Covariate._meta.db_table
@@ -123,3 +135,106 @@ def import_covariates(experiment_id: int, chunks: Iterable[list[tuple[int, str, 
         accepted = cursor.fetchone()[0]
         cursor.execute("DROP TABLE staged_covariate")
     return accepted, total - accepted
+
+
+def _checked_sql(columns: list[str], metrics: dict[str, int]) -> tuple[str, dict]:
+    """The staged rows converted and checked: metric_position, unit (NULL where a rule is broken),
+    value and line; its parameters. `metrics`: {key: position} of the metrics that take covariates."""
+    def cell(name: str) -> str:
+        # An empty cell is an absent field, as in the row-by-row path (no metric: the primary).
+        return f"NULLIF(staged.{name}, '')" if name in columns else "NULL::text"
+
+    primary = next((key for key, position in metrics.items() if position == 0), None)
+    whens = " ".join(f"WHEN %(metric_{position})s THEN {int(position)}" for position in metrics.values())
+    # NULL for an unknown metric, one without CUPED, or the primary without it: the NOT NULL column refuses it.
+    position = f"(CASE COALESCE({cell('metric')}, %(primary)s) {whens} END)" if metrics else "NULL"
+    rules = [_identifier_rule("raw_unit", MAX_UNIT_LENGTH),
+             # PostgreSQL orders NaN and Infinity above every finite number, so `<=` refuses both.
+             f"value IS NOT NULL AND abs(value) <= {float(MAX_ABS_VALUE)!r}::float8"]
+    sql = f"""
+        SELECT metric_position, CASE WHEN {' AND '.join(rules)} THEN raw_unit END AS unit, value, line
+        FROM (SELECT {cell('unit')} AS raw_unit, {cell('value')}::numeric::float8 AS value,
+                     {position}::smallint AS metric_position, staged.line
+              FROM staged_covariate_csv AS staged) AS converted"""
+    return sql, {"primary": primary, **{f"metric_{position}": key for key, position in metrics.items()}}
+
+
+def _stage_csv(cursor, path: Path, columns: list[str], on_bytes: Callable[[int], None]) -> int:
+    """COPY the file's bytes into the temporary table staged_covariate_csv (text columns); its row count."""
+    cursor.execute("DROP TABLE IF EXISTS staged_covariate_csv")
+    # The names are known field names (checked by the caller), never other text from the file.
+    cursor.execute("CREATE TEMP TABLE staged_covariate_csv (line bigint GENERATED ALWAYS AS IDENTITY, "
+                   f"{', '.join(f'{name} text' for name in columns)}) ON COMMIT DROP")
+    with path.open("rb") as handle, cursor.copy(
+            f"COPY staged_covariate_csv ({', '.join(columns)}) FROM STDIN "
+            "WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')") as copy:
+        while block := handle.read(COPY_BLOCK):
+            copy.write(block)
+            on_bytes(len(block))
+    return cursor.rowcount
+
+
+def _import_fresh(cursor, experiment_id: int, path: Path, columns: list[str], metrics: dict[str, int],
+                  now: datetime, on_bytes: Callable[[int], None]) -> int | None:
+    """Nothing stored yet: a second connection stages, converts and checks the rows and streams them
+    as binary COPY data into this connection's COPY, within its transaction (as the observations'
+    fresh import: converting on one backend and storing on the other overlap on two cores, and
+    COPY stores a row for less than INSERT). The rows stored, or None with this part rolled back
+    when a (metric, unit) repeats in the file or was stored meanwhile (the primary key refuses it).
+    """
+    reader = connection.get_new_connection(connection.get_connection_params())
+    try:
+        with reader.cursor() as source:
+            source.execute("SET work_mem = '256MB'")
+            staged = _stage_csv(source, path, columns, on_bytes)
+            sql, names = _checked_sql(columns, metrics)
+            rows = source.mogrify(
+                f"SELECT %(experiment_id)s::bigint, metric_position, unit, value, %(now)s::timestamptz "
+                f"FROM ({sql}) AS checked", {"experiment_id": experiment_id, "now": now, **names})
+            try:
+                with transaction.atomic(), connection.wrap_database_errors:
+                    _pipe(source, rows, cursor.cursor,
+                          f"COPY {COVARIATES} (experiment_id, metric_position, unit, value, received_at)")
+            except IntegrityError as error:
+                if isinstance(error.__cause__, UniqueViolation):
+                    return None
+                raise   # a rule broken (a NULL unit or metric): the caller goes row by row
+        return staged
+    finally:
+        reader.close()
+
+
+def import_covariates_csv(*, experiment_id: int, path: Path, columns: list[str], metrics: dict[str, int],
+                          now: datetime, on_bytes: Callable[[int], None]) -> tuple[int, int] | None:
+    """PostgreSQL: import a CSV file with the header `columns` (known fields, each once) inside the
+    database, within the caller's transaction: (accepted, duplicates). DatabaseError when a row is
+    not plainly valid: the caller rolls back and goes row by row. None on other engines.
+
+    Into an experiment without covariates, `_import_fresh`; otherwise (or when that meets a
+    repeat) the first value of each (metric, unit) in the file's order, ON CONFLICT DO NOTHING.
+    """
+    if connection.vendor != "postgresql":
+        return None
+    params = {"experiment_id": experiment_id, "now": now}
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        cursor.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {COVARIATES} WHERE experiment_id = %(experiment_id)s)",
+                       params)
+        if cursor.fetchone()[0]:
+            stored = _import_fresh(cursor, experiment_id, path, columns, metrics, now, on_bytes)
+            if stored is not None:
+                return stored, 0
+            on_bytes = lambda n: None  # noqa: E731 (the progress bar has seen the file once already)
+        cursor.execute("SET LOCAL work_mem = '256MB'")   # the DISTINCT ON of a million rows sorts in memory
+        staged = _stage_csv(cursor.cursor, path, columns, on_bytes)
+        sql, names = _checked_sql(columns, metrics)
+        cursor.execute(f"""
+            WITH inserted AS (
+                INSERT INTO {COVARIATES} (experiment_id, metric_position, unit, value, received_at)
+                SELECT %(experiment_id)s, metric_position, unit, value, %(now)s FROM (
+                    SELECT DISTINCT ON (metric_position, unit) metric_position, unit, value FROM ({sql}) AS checked
+                    ORDER BY metric_position, unit, line) AS first_values
+                ON CONFLICT (experiment_id, metric_position, unit) DO NOTHING RETURNING 1)
+            SELECT COUNT(*) FROM inserted""", {**params, **names})
+        accepted = cursor.fetchone()[0]
+        cursor.execute("DROP TABLE staged_covariate_csv")
+    return accepted, staged - accepted

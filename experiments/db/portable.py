@@ -16,13 +16,13 @@ import numpy as np
 from django.utils.dateparse import parse_datetime
 
 from experiments.db import shared
-from experiments.db.cuped_statistics import cuped_sums
+from experiments.db.cuped_statistics import covariate_sums
 from experiments.db.rows import Latency
 from experiments.db.shared import store_assignment
 from experiments.models import Assignment, Experiment, Observation, UnitOutcome
 from experiments.unit_outcomes.write import Pairing, add_rows
 
-__all__ = ["CSV_IMPORT", "cuped_sums", "experiment_state_row", "import_csv", "insert_observations", "latency_by_variant",
+__all__ = ["CSV_IMPORT", "covariate_sums", "experiment_state_row", "import_csv", "insert_observations", "latency_by_variant",
            "rebuild_unit_outcomes", "store_assignment", "store_assignments", "stored_assignments",
            "tune_analysis_session"]
 

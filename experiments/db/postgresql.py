@@ -29,7 +29,7 @@ from django.db import connection
 from django.db.models import Aggregate, Avg, Count, FloatField
 
 from experiments.db.postgresql_csv import import_csv
-from experiments.db.cuped_statistics import cuped_sums
+from experiments.db.cuped_statistics import covariate_sums
 from experiments.db.postgresql_sums import OBSERVATION_COLUMNS, add_from_sql, rebuild_unit_outcomes
 from experiments.db.rows import Latency
 from experiments.db import shared
@@ -37,7 +37,7 @@ from experiments.db.shared import experiment_state_row
 from experiments.models import Assignment, Experiment, Observation
 from experiments.unit_outcomes.write import Pairing
 
-__all__ = ["CSV_IMPORT", "cuped_sums", "experiment_state_row", "import_csv", "insert_observations", "latency_by_variant",
+__all__ = ["CSV_IMPORT", "covariate_sums", "experiment_state_row", "import_csv", "insert_observations", "latency_by_variant",
            "rebuild_unit_outcomes", "store_assignment", "store_assignments", "stored_assignments",
            "tune_analysis_session"]
 

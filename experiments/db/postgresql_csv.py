@@ -154,7 +154,7 @@ def _stage(cursor, path: Path, columns: list[str], *, numbered: bool, on_bytes: 
     `numbered` adds the line order, for when the rows must be joined (a plain scan of the
     table keeps the file's order by itself, in which the first of two rows with one id wins).
     """
-    # The names are known field names (checked by csv_import._header), never other text from the file.
+    # The names are known field names (checked by csv_import.csv_header), never other text from the file.
     cursor.execute("DROP TABLE IF EXISTS staged_observation")
     line = "line bigint GENERATED ALWAYS AS IDENTITY, " if numbered else ""
     cursor.execute(f"CREATE TEMP TABLE staged_observation ({line}{', '.join(f'{name} text' for name in columns)}) "

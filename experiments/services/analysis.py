@@ -225,15 +225,21 @@ def _computed(experiment: Experiment) -> dict:
 
 def _with_covariates(experiment: Experiment, plan: AnalysisPlan,
                      by_position: dict[int, AnalysisData]) -> dict[int, AnalysisData]:
-    """Each CUPED metric's data with its covariate sums per variant (`db.cuped_sums`, one query each)."""
+    """Each CUPED metric's data with its arms as CovariateSummary: n and the y sums are the arm's
+    summary, the x sums come from `db.covariate_sums` (one query for every CUPED metric)."""
+    metrics = {position: (metric.metric_type, metric.aggregation)
+               for position, metric in enumerate((plan.primary, *plan.metrics)) if metric.cuped}
+    sums = db.covariate_sums(experiment.id, metrics)
     variants = list(experiment.variants.all())
     result = dict(by_position)
-    for position, metric in enumerate((plan.primary, *plan.metrics)):
-        if not metric.cuped:
-            continue
-        sums = db.cuped_sums(experiment.id, position, metric.metric_type, metric.aggregation)
-        covariates = {v.key: CovariateSummary(*sums.get(v.id, (0, 0.0, 0.0, 0.0, 0.0, 0.0))) for v in variants}
-        result[position] = replace(by_position[position], covariates=covariates)
+    for position, by_variant in sums.items():
+        data = by_position[position]
+        covariates = {}
+        for variant in variants:
+            arm = data.arms[variant.key]
+            x, x2, xy = by_variant.get(variant.id, (0.0, 0.0, 0.0))
+            covariates[variant.key] = CovariateSummary(arm.n, arm.total, arm.total_of_squares, x, x2, xy)
+        result[position] = replace(data, covariates=covariates)
     return result
 
 

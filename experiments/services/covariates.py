@@ -11,20 +11,21 @@ keyed `covariates[i].field` with the offending `indexes`; all or nothing either 
 endpoint (experiments.api.covariates) and `manage.py import_covariates` both come here.
 """
 
-import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from experiments.choices import Status
-from experiments.db.covariates import import_covariates, insert_covariates
+from experiments.db.covariates import import_covariates, import_covariates_csv, insert_covariates
 from experiments.errors import MalformedItems, RuleViolation, WrongState
-from experiments.limits import MAX_ABS_VALUE, MAX_KEY_LENGTH, MAX_OBSERVATIONS_PER_REQUEST, MAX_UNIT_LENGTH
+from experiments.limits import MAX_OBSERVATIONS_PER_REQUEST
 from experiments.models import Experiment
-from experiments.observation_input import ItemErrors, _identifier, _identifier_message
+from experiments.observation_input import ItemErrors, parse_shared_fields
+from experiments.services.csv_import import csv_header
 from experiments.services.ingestion import IngestResult
 
 FIELDS = frozenset({"unit", "value", "metric"})
@@ -43,14 +44,6 @@ class CovariateRow:
     metric: str | None
 
 
-def _finite(value: Any) -> float | None:
-    # bool is an int in Python, but true/false is not a measurement; a string ("NaN") is not a number.
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) and abs(number) <= MAX_ABS_VALUE else None
-
-
 def parse_covariate_items(items: list[Any], errors: ItemErrors, *, first_index: int = 0) -> list[CovariateRow]:
     """Typed rows for the items that parse; every problem goes to `errors`."""
     rows = []
@@ -59,26 +52,9 @@ def parse_covariate_items(items: list[Any], errors: ItemErrors, *, first_index: 
         if not isinstance(item, dict):
             errors.add(index, "item", "Each covariate must be a JSON object.")
             continue
-        ok = True
-        unknown = item.keys() - FIELDS
-        if unknown:
-            errors.add(index, sorted(unknown)[0], f"Unknown field; allowed: {', '.join(sorted(FIELDS))}.")
-            ok = False
-        unit = _identifier(item.get("unit"), MAX_UNIT_LENGTH)
-        if unit is None:
-            errors.add(index, "unit", _identifier_message(
-                item.get("unit"), f"Required: a non-empty string of at most {MAX_UNIT_LENGTH} characters."))
-            ok = False
-        value = _finite(item.get("value"))
-        if value is None:
-            errors.add(index, "value", f"Required: a finite number with |value| <= {MAX_ABS_VALUE:g}.")
-            ok = False
-        metric = item.get("metric")
-        if metric is not None and _identifier(metric, MAX_KEY_LENGTH) is None:
-            errors.add(index, "metric", _identifier_message(metric, "Must be a metric key."))
-            ok = False
+        ok, unit, value, metric = parse_shared_fields(item, index, errors, FIELDS)
         if ok:
-            rows.append(CovariateRow(index, unit, value, metric and str(metric)))
+            rows.append(CovariateRow(index, unit, value, metric))
     return rows
 
 
@@ -113,7 +89,7 @@ def ensure_taking_covariates(experiment: Experiment, now=None) -> None:
         )
 
 
-def cuped_positions(experiment: Experiment) -> dict[str, tuple[int, bool]]:
+def covariate_metrics(experiment: Experiment) -> dict[str, tuple[int, bool]]:
     """{metric key: (metric_position, takes covariates)}, the primary (position 0) first."""
     metrics = {experiment.metric_key: (0, bool(experiment.cuped))}
     for metric in experiment.metrics.all():
@@ -124,7 +100,7 @@ def cuped_positions(experiment: Experiment) -> dict[str, tuple[int, bool]]:
 def resolve(experiment: Experiment, rows: Iterable[CovariateRow], errors: ItemErrors,
             metrics: dict[str, tuple[int, bool]] | None = None) -> list[tuple[int, str, float]]:
     """Each row as (metric_position, unit, value); an unknown metric or one without CUPED goes to `errors`."""
-    metrics = metrics if metrics is not None else cuped_positions(experiment)
+    metrics = metrics if metrics is not None else covariate_metrics(experiment)
     records = []
     for row in rows:
         key = experiment.metric_key if row.metric is None else row.metric
@@ -168,7 +144,7 @@ def covariates_import(*, experiment: Experiment,
     """
     now = timezone.now()
     ensure_taking_covariates(experiment, now)
-    metrics = cuped_positions(experiment)
+    metrics = covariate_metrics(experiment)
 
     def checked() -> Iterator[list[tuple[int, str, float]]]:
         for rows, errors in chunks:
@@ -183,3 +159,25 @@ def covariates_import(*, experiment: Experiment,
     with transaction.atomic():
         accepted, duplicates = import_covariates(experiment.id, checked(), now)
     return IngestResult(accepted=accepted, duplicates=duplicates)
+
+
+def covariates_import_csv(*, experiment: Experiment, path: Path,
+                          on_bytes: Callable[[int], None] = lambda n: None) -> IngestResult | None:
+    """Import a whole CSV file inside the database (PostgreSQL); None, with nothing written, where
+    it needs the row-by-row path (`covariates_import`), which imports it or names every bad line.
+
+    Raises WrongState (409) like `covariates_import` when the experiment takes no covariates.
+    """
+    columns = csv_header(path, FIELDS)
+    if columns is None:
+        return None
+    now = timezone.now()
+    ensure_taking_covariates(experiment, now)
+    metrics = {key: position for key, (position, takes) in covariate_metrics(experiment).items() if takes}
+    try:
+        with transaction.atomic():
+            counts = import_covariates_csv(experiment_id=experiment.id, path=path, columns=columns,
+                                           metrics=metrics, now=now, on_bytes=on_bytes)
+    except DatabaseError:
+        return None   # rolled back: the row-by-row path imports the file or names its errors
+    return None if counts is None else IngestResult(accepted=counts[0], duplicates=counts[1])

@@ -32,7 +32,7 @@ def observations_import_csv(*, experiment: Experiment, path: Path,
     """
     if not db.csv_import_supported():
         return None
-    columns = _header(path)
+    columns = csv_header(path, FIELDS)
     if columns is None:
         return None
     now = timezone.now()
@@ -52,13 +52,14 @@ def observations_import_csv(*, experiment: Experiment, path: Path,
     return IngestResult(accepted=accepted, duplicates=duplicates)
 
 
-def _header(path: Path) -> list[str] | None:
-    """The column names, if they are all known observation fields, each once, with unit and value."""
+def csv_header(path: Path, fields: frozenset[str]) -> list[str] | None:
+    """The column names, if they are all known `fields`, each once, with unit and value (else None:
+    the row-by-row path reads the file and names what is wrong)."""
     with path.open(encoding="utf-8", newline="") as handle:
         try:
             names = next(csv.reader(handle), None)
         except (csv.Error, UnicodeDecodeError):
             return None
-    if not names or len(set(names)) != len(names) or not set(names) <= FIELDS or not {"unit", "value"} <= set(names):
+    if not names or len(set(names)) != len(names) or not set(names) <= fields or not {"unit", "value"} <= set(names):
         return None
     return names

@@ -364,3 +364,19 @@ def test_invalid_sample_sizes_for_the_mde_raise_analysis_error(plan, control_sam
 def test_invalid_sample_sizes_raise_analysis_error(control, challengers):
     with pytest.raises(AnalysisError):
         SampleSizes(control=control, challengers=challengers)
+
+
+def test_cuped_shrinks_the_detectable_effect_of_a_given_sample_by_sqrt_1_minus_rho_squared():
+    """With a given sample and CUPED's rho, the detectable effect is statsmodels' d times sqrt(1 - rho^2);
+    planning that effect back with the same rho needs what the unadjusted effect needs without CUPED."""
+    plan = PowerPlan(design="ab", metric_type="continuous", alpha=0.05, power=0.8, alternative="two-sided",
+                     ratios=(1.0,), baseline_mean=20.0, baseline_sd=10.0)
+    d = TTestIndPower().solve_power(effect_size=None, nobs1=1000, alpha=0.05, power=0.8, ratio=1.0,
+                                    alternative="two-sided")
+
+    assert minimum_detectable_effect(plan, 1000) == pytest.approx(d * 10.0, rel=1e-9)
+    with_cuped = minimum_detectable_effect(plan, 1000, expected_correlation=0.6)
+    assert with_cuped == pytest.approx(d * 10.0 * 0.8, rel=1e-9)
+    round_trip = sample_sizes(plan, with_cuped, expected_correlation=0.6).control
+    assert round_trip == sample_sizes(plan, with_cuped / 0.8).control
+    assert round_trip in (1000, 1001)  # 1000, give or take the float rounding of the round trip

@@ -4,6 +4,7 @@ import json
 from io import StringIO
 
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from experiments.models import Covariate, Experiment, Metric
@@ -180,3 +181,61 @@ def test_an_unknown_experiment_or_file_is_an_error(experiment, tmp_path):
         run("nope", str(tmp_path / "x.csv"))
     with pytest.raises(CommandError, match="No file"):
         run("checkout-button", str(tmp_path / "missing.csv"))
+
+
+def run_with_stderr(*args) -> tuple[str, str]:
+    out, err = StringIO(), StringIO()
+    call_command("import_covariates", *args, "--no-progress", stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+# The in-database CSV path (PostgreSQL): which way a file went is said on stderr when it falls back.
+IN_DATABASE = pytest.mark.skipif(settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"),
+                                 reason="the in-database CSV path is PostgreSQL's")
+
+
+@IN_DATABASE
+@pytest.mark.django_db
+@pytest.mark.parametrize("before", [False, True], ids=["fresh", "covariates-stored-before"])
+@pytest.mark.parametrize("repeat", [False, True], ids=["no-repeat", "repeat-in-file"])
+def test_a_plain_csv_goes_in_the_database_and_stores_what_row_by_row_would(experiment, tmp_path, before, repeat):
+    """Into a fresh experiment (streamed COPY) or one with covariates (ON CONFLICT), with or without a
+    repeat in the file: the rows stored are those the row-by-row path stores (first value wins)."""
+    lines = ["unit,value,metric"] + [f"{u},{i}.25,{'revenue' if i % 2 else ''}" for i, u in enumerate(UNITS)]
+    if repeat:
+        lines.append(f"{UNITS[1]},999,revenue")
+    path = tmp_path / "before.csv"
+    path.write_text("\n".join(lines) + "\n")
+    expected = {(1 if i % 2 else 0, u): i + 0.25 for i, u in enumerate(UNITS)}
+    if before:
+        Covariate.objects.create(experiment=experiment, metric_position=0, unit=UNITS[0], value=-1.0)
+        expected[(0, UNITS[0])] = -1.0
+
+    output, errors = run_with_stderr("checkout-button", str(path))
+
+    assert "row by row" not in errors
+    duplicates = int(before) + int(repeat)
+    assert f"accepted: {len(UNITS) - int(before)}, duplicates: {duplicates}" in output
+    assert stored() == expected
+
+
+@IN_DATABASE
+@pytest.mark.django_db
+@pytest.mark.parametrize("row, named", [
+    ("u-2,1e13,", "line 3: value"),        # beyond MAX_ABS_VALUE
+    ("u-2,NaN,", "line 3: value"),
+    (" ,1,", "line 3: unit"),              # blank
+    ("u-2,1,clicks", "line 3: metric"),     # a metric without cuped
+    ("u-2,1,nope", "line 3: metric"),       # an unknown metric
+])
+def test_a_row_the_database_path_does_not_take_falls_back_and_is_named(experiment, tmp_path, row, named):
+    path = tmp_path / "before.csv"
+    path.write_text(f"unit,value,metric\nu-1,1,\n{row}\n")
+
+    with pytest.raises(CommandError) as raised:
+        call_command("import_covariates", "checkout-button", str(path), "--no-progress",
+                     stdout=StringIO(), stderr=(errors := StringIO()))
+
+    assert "row by row" in errors.getvalue()
+    assert named in str(raised.value)
+    assert Covariate.objects.count() == 0

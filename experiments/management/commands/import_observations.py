@@ -59,20 +59,27 @@ class Command(BaseCommand):
     requires_system_checks: list = []  # a backfill does not need the project's checks, and they take a second
     help = "Import observations for a running experiment from a CSV (with a header) or JSON Lines file."
 
+    file_help = "A .csv file or a .jsonl / .ndjson file."
+
     def add_arguments(self, parser):
         parser.add_argument("key", help="The experiment's key.")
-        parser.add_argument("file", type=Path, help="A .csv file or a .jsonl / .ndjson file.")
+        parser.add_argument("file", type=Path, help=self.file_help)
         parser.add_argument("--format", choices=["csv", "jsonl"], help="Default: from the file's extension.")
         parser.add_argument("--no-progress", action="store_true", help="Do not show the progress bar.")
 
-    def handle(self, *args, key: str, file: Path, format: str | None, no_progress: bool, **options):
+    @staticmethod
+    def _experiment_and_format(key: str, file: Path, file_format: str | None) -> tuple[Experiment, str]:
+        """The experiment and the file's format ("csv" or "jsonl"), or CommandError."""
         try:
             experiment = Experiment.objects.get(key=key)
         except Experiment.DoesNotExist:
             raise CommandError(f"No experiment with key {key!r}.")
         if not file.is_file():
             raise CommandError(f"No file at {file}.")
-        file_format = format or ("csv" if file.suffix.lower() == ".csv" else "jsonl")
+        return experiment, file_format or ("csv" if file.suffix.lower() == ".csv" else "jsonl")
+
+    def handle(self, *args, key: str, file: Path, format: str | None, no_progress: bool, **options):
+        experiment, file_format = self._experiment_and_format(key, file, format)
         started = time.monotonic()
         try:
             result = None

@@ -12,7 +12,7 @@ from analysis.cuped import CUPED_Z_TEST
 from experiments.models import Covariate, Experiment, Metric
 from tests.experiments.api.definitions import URL
 from tests.experiments.builders import analysed
-from tests.experiments.metrics.definitions import POSITIONS, metrics_body
+from tests.experiments.metrics.definitions import metrics_body
 from tests.experiments.metrics.test_analysis_end_to_end import comparison_of, metric_entry, post_observations
 
 REL = 1e-9
@@ -23,11 +23,14 @@ CUPED_KEYS = ("conversion", "revenue", "latency_ms")  # primary (binary), second
 def _setup(experimenter_client, service_client, *, shifted_covariate: str | None = None, seed: int = 5):
     body = metrics_body(alternative="one-sided",
                         variants=[{"key": "control", "is_control": True}, {"key": "green"}, {"key": "blue"}])
+    for metric in body["metrics"]:
+        if metric["key"] in CUPED_KEYS:
+            metric["cuped"] = True
     assert experimenter_client.post(URL, body, format="json").status_code == 201
     assert experimenter_client.post(f"{URL}checkout-button/start/").status_code == 200
     experiment = Experiment.objects.get(key="checkout-button")
-    Experiment.objects.filter(pk=experiment.pk).update(cuped=True)
-    Metric.objects.filter(experiment=experiment, key__in=CUPED_KEYS).update(cuped=True)
+    assert experiment.cuped and set(Metric.objects.filter(experiment=experiment, cuped=True)
+                                    .values_list("key", flat=True)) == set(CUPED_KEYS) - {"conversion"}
     units = [f"u{i}" for i in range(900)]
     answers = service_client.post("/api/v1/assignments/", {"experiment": "checkout-button", "units": units},
                                   format="json").json()["assignments"]
@@ -62,8 +65,9 @@ def _setup(experimenter_client, service_client, *, shifted_covariate: str | None
             if metric == shifted_covariate and variant == "green":
                 x += 20.0
             covariates[metric][unit] = x
-            rows.append(Covariate(experiment_id=experiment.pk, metric_position=POSITIONS[metric], unit=unit, value=x))
-    Covariate.objects.bulk_create(rows)
+            rows.append({"unit": unit, "value": x, **({} if metric == "conversion" else {"metric": metric})})
+    response = service_client.post(f"{URL}checkout-button/covariates/", {"covariates": rows}, format="json")
+    assert response.status_code == 201 and response.json() == {"accepted": len(rows), "duplicates": 0}
     post_observations(service_client, "checkout-button", observations)
     return experiment, units, variant_of, raw, covariates
 
@@ -156,6 +160,12 @@ def test_cuped_primary_secondary_and_guardrail_match_statsmodels(experimenter_cl
     assert {(b["metric"], b["variant"]) for b in balance} == {(m, v) for m in CUPED_KEYS for v in ("green", "blue")}
     assert all(b["ok"] for b in balance)
     assert document["decision"]["outcome"] != "invalid"
+    # Over REST the result is the stored document, CUPED fields included.
+    response = experimenter_client.get(f"{URL}checkout-button/results/")
+    assert response.status_code == 200
+    served = response.json()
+    assert metric_entry(served, "revenue")["comparisons"] == metric_entry(document, "revenue")["comparisons"]
+    assert served["checks"]["covariate_balance"] == balance
 
 
 @pytest.mark.django_db
