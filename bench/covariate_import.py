@@ -41,6 +41,7 @@ if str(ROOT) not in sys.path:
 
 from bench.analysis_setup import create_definition_of_three_metrics, django_setup  # noqa: E402
 from bench.common import PYTHON, manage, recreate_database, redacted, server_env  # noqa: E402
+from bench.ingest_steps import psql_copy  # noqa: E402
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_covariates"
 TARGET = 0.5
@@ -96,14 +97,7 @@ def _empty(database_url: str) -> None:
 
 def _floor(database_url: str, path: Path) -> float:
     _empty(database_url)
-    command = ["psql", database_url, "-X", "-q", "-v", "ON_ERROR_STOP=1",
-               "-c", f"\\copy {FLOOR_TABLE} ({COLUMNS}) FROM '{path}' WITH (FORMAT csv)"]
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"psql \\copy failed:\n{done.stdout}\n{done.stderr}")
-    return seconds
+    return psql_copy(database_url, FLOOR_TABLE, path, columns=COLUMNS)[0]
 
 
 def _import(database_url: str, env: dict[str, str], key: str, path: Path) -> tuple[float, str]:

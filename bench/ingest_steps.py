@@ -60,7 +60,7 @@ def raw_copy(database_url: str, table: str, dataset: Dataset) -> float:
         return time.perf_counter() - started
 
 
-def psql_copy(database_url: str, table: str, path: Path) -> tuple[float, float]:
+def psql_copy(database_url: str, table: str, path: Path, columns: str = COLUMNS) -> tuple[float, float]:
     """`psql \\copy` of a CSV file of the table's columns into `table`, in one COPY: (seconds, psql's CPU seconds).
 
     The floor a database engineer would reach for: no application, one statement, one commit.
@@ -68,7 +68,7 @@ def psql_copy(database_url: str, table: str, path: Path) -> tuple[float, float]:
     import resource
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     command = ["psql", database_url, "-X", "-q", "-v", "ON_ERROR_STOP=1",
-               "-c", f"\\copy {table} ({COLUMNS}) FROM '{path}' WITH (FORMAT csv)"]
+               "-c", f"\\copy {table} ({columns}) FROM '{path}' WITH (FORMAT csv)"]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     seconds = time.perf_counter() - started

@@ -31,7 +31,7 @@ import orjson
 from django.db import IntegrityError, connection, transaction
 from psycopg.errors import UniqueViolation
 
-from experiments.db.postgresql_csv import COPY_BLOCK, _identifier_rule, _pipe
+from experiments.db.postgresql_csv import _identifier_rule, _pipe, _stage
 from experiments.limits import MAX_ABS_VALUE, MAX_UNIT_LENGTH
 from experiments.models import Covariate
 
@@ -160,18 +160,8 @@ def _checked_sql(columns: list[str], metrics: dict[str, int]) -> tuple[str, dict
 
 
 def _stage_csv(cursor, path: Path, columns: list[str], on_bytes: Callable[[int], None]) -> int:
-    """COPY the file's bytes into the temporary table staged_covariate_csv (text columns); its row count."""
-    cursor.execute("DROP TABLE IF EXISTS staged_covariate_csv")
-    # The names are known field names (checked by the caller), never other text from the file.
-    cursor.execute("CREATE TEMP TABLE staged_covariate_csv (line bigint GENERATED ALWAYS AS IDENTITY, "
-                   f"{', '.join(f'{name} text' for name in columns)}) ON COMMIT DROP")
-    with path.open("rb") as handle, cursor.copy(
-            f"COPY staged_covariate_csv ({', '.join(columns)}) FROM STDIN "
-            "WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')") as copy:
-        while block := handle.read(COPY_BLOCK):
-            copy.write(block)
-            on_bytes(len(block))
-    return cursor.rowcount
+    """COPY the file's bytes into the temporary table staged_covariate_csv (text columns, numbered); its rows."""
+    return _stage(cursor, path, columns, numbered=True, on_bytes=on_bytes, table="staged_covariate_csv")
 
 
 def _import_fresh(cursor, experiment_id: int, path: Path, columns: list[str], metrics: dict[str, int],

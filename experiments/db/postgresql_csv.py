@@ -148,19 +148,20 @@ def _pipe(source, query: str, target, copy_into: str) -> None:
             into.write(bytes(pending))
 
 
-def _stage(cursor, path: Path, columns: list[str], *, numbered: bool, on_bytes: Callable[[int], None]) -> int:
+def _stage(cursor, path: Path, columns: list[str], *, numbered: bool, on_bytes: Callable[[int], None],
+           table: str = "staged_observation") -> int:
     """COPY the file's bytes into a temporary table of text columns; returns the number of rows.
 
     `numbered` adds the line order, for when the rows must be joined (a plain scan of the
     table keeps the file's order by itself, in which the first of two rows with one id wins).
     """
     # The names are known field names (checked by csv_import.csv_header), never other text from the file.
-    cursor.execute("DROP TABLE IF EXISTS staged_observation")
+    cursor.execute(f"DROP TABLE IF EXISTS {table}")
     line = "line bigint GENERATED ALWAYS AS IDENTITY, " if numbered else ""
-    cursor.execute(f"CREATE TEMP TABLE staged_observation ({line}{', '.join(f'{name} text' for name in columns)}) "
+    cursor.execute(f"CREATE TEMP TABLE {table} ({line}{', '.join(f'{name} text' for name in columns)}) "
                    "ON COMMIT DROP")
     with path.open("rb") as handle, cursor.copy(
-            f"COPY staged_observation ({', '.join(columns)}) FROM STDIN "
+            f"COPY {table} ({', '.join(columns)}) FROM STDIN "
             "WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')") as copy:
         while block := handle.read(COPY_BLOCK):
             copy.write(block)
