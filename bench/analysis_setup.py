@@ -11,6 +11,9 @@ OBSERVATIONS = "experiments_observation"
 ASSIGNMENTS = "experiments_assignment"
 OUTCOMES = "experiments_unitoutcome"
 COVARIATES = "experiments_covariate"
+# The definition fields every benchmark experiment shares.
+COMMON_FIELDS = dict(alpha=0.05, power=0.8, alternative="two-sided", duration=timedelta(days=14),
+                     grace_period=timedelta(0), traffic_percent=100.0, auto_promote=False)
 
 
 def django_setup(env: dict[str, str]):
@@ -32,8 +35,6 @@ def create_experiments(size: int, cc: bool, *, ab: bool = True, metrics: bool = 
     from experiments.services.definition import experiment_create
     from experiments.services.lifecycle import experiment_start
 
-    common = dict(alpha=0.05, power=0.8, alternative="two-sided", duration=timedelta(days=14),
-                  grace_period=timedelta(0), traffic_percent=100.0, auto_promote=False)
     definitions = {}
     if ab:
         definitions["ab"] = dict(
@@ -42,7 +43,7 @@ def create_experiments(size: int, cc: bool, *, ab: bool = True, metrics: bool = 
             metric_type="binary", metric_direction="increase", baseline_mean=0.10, baseline_sd=None,
             mde=0.01, sample_size_per_variant=None,
             variants=[{"key": "control", "weight": 1.0, "is_control": True, "payload": {}},
-                      {"key": "green", "weight": 1.0, "is_control": False, "payload": {}}], **common)
+                      {"key": "green", "weight": 1.0, "is_control": False, "payload": {}}], **COMMON_FIELDS)
     if cc:
         definitions["cc"] = dict(
             key=f"bench-cc-{size}", name=f"Benchmark ranker ({size:,} observations)",
@@ -50,11 +51,11 @@ def create_experiments(size: int, cc: bool, *, ab: bool = True, metrics: bool = 
             metric_name="loss", metric_type="continuous", metric_direction="decrease", baseline_mean=None,
             baseline_sd=5.0, mde=0.5, sample_size_per_variant=None,
             variants=[{"key": "champion", "weight": 1.0, "is_control": True, "payload": {}},
-                      {"key": "challenger", "weight": 1.0, "is_control": False, "payload": {}}], **common)
+                      {"key": "challenger", "weight": 1.0, "is_control": False, "payload": {}}], **COMMON_FIELDS)
     if metrics:
-        definitions["metrics"] = create_definition_of_three_metrics(size, common)
+        definitions["metrics"] = three_metrics_definition(size)
     if cuped:
-        three = definitions.get("metrics") or create_definition_of_three_metrics(size, common)
+        three = definitions.get("metrics") or three_metrics_definition(size)
         definitions["cuped"] = dict(
             three, key=f"bench-cuped-{size}", name=f"Benchmark checkout, three CUPED metrics ({size:,} observations)",
             cuped=True, metrics=[dict(m, cuped=True) for m in three["metrics"]])
@@ -66,7 +67,7 @@ def create_experiments(size: int, cc: bool, *, ab: bool = True, metrics: bool = 
     return made
 
 
-def create_definition_of_three_metrics(size: int, common: dict) -> dict:
+def three_metrics_definition(size: int) -> dict:
     """The `metrics` experiment's definition: binary conversion, revenue (sum), a latency guardrail (mean)."""
     return dict(
         key=f"bench-metrics-{size}", name=f"Benchmark checkout, three metrics ({size:,} observations)",
@@ -82,7 +83,7 @@ def create_definition_of_three_metrics(size: int, common: dict) -> dict:
             {"key": "latency_ms", "name": "Page latency", "role": "guardrail", "metric_type": "continuous",
              "direction": "decrease", "aggregation": "mean", "baseline_mean": 200.0, "baseline_sd": 40.0,
              "margin": 5.0},
-        ], **common)
+        ], **COMMON_FIELDS)
 
 
 def sum_units(experiment_ids: list[int]) -> None:

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.analysis_setup import create_definition_of_three_metrics, django_setup  # noqa: E402
+from bench.analysis_setup import django_setup, three_metrics_definition  # noqa: E402
 from bench.common import PYTHON, manage, recreate_database, redacted, server_env  # noqa: E402
 from bench.ingest_steps import psql_copy  # noqa: E402
 
@@ -57,13 +57,9 @@ def _log(message: str) -> None:
 
 def _create_experiment(size: int) -> tuple[int, str]:
     """A draft A/B experiment whose three metrics use CUPED, made through the services."""
-    from datetime import timedelta
-
     from experiments.services.definition import experiment_create
 
-    common = dict(alpha=0.05, power=0.8, alternative="two-sided", duration=timedelta(days=14),
-                  grace_period=timedelta(0), traffic_percent=100.0, auto_promote=False)
-    three = create_definition_of_three_metrics(size, common)
+    three = three_metrics_definition(size)
     definition = dict(three, key=f"bench-covariates-{size}", name="Benchmark covariate import", cuped=True,
                       metrics=[dict(m, cuped=True) for m in three["metrics"]])
     experiment = experiment_create(actor=None, definition=definition)

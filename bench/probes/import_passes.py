@@ -49,7 +49,7 @@ def main() -> None:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(f"SET LOCAL work_mem = '{postgresql_csv.WORK_MEM}'")
             started = time.perf_counter()
-            postgresql_csv._stage(cursor.cursor, path, columns, numbered=False, on_bytes=lambda n: None)
+            postgresql_csv.stage_csv(cursor.cursor, path, columns, numbered=False, on_bytes=lambda n: None)
             print(f"{key}: stage {time.perf_counter() - started:.2f} s", flush=True)
             sql = postgresql_csv._checked_sql(experiment, set(columns), django_timezone.now(), joined=False,
                                               ordered=False)

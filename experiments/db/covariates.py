@@ -17,7 +17,7 @@ Records are (metric_position, unit, value), already checked by experiments.servi
 `import_covariates_csv` is PostgreSQL's fast path for a CSV file: its bytes are COPYed into a
 staging table of text columns and one INSERT ... SELECT converts, checks and stores them, so
 Python never touches a row. Like the observations' (experiments.db.postgresql_csv, whose
-`_identifier_rule` it shares) it only accepts a subset of what the row-by-row path accepts:
+`identifier_rule` it shares) it only accepts a subset of what the row-by-row path accepts:
 a cell it cannot convert or a rule broken fails the statement (a NULL unit or metric position
 fails its NOT NULL column), the caller rolls back and the file goes row by row, which imports
 it all the same or names every offending line and field.
@@ -31,11 +31,13 @@ import orjson
 from django.db import IntegrityError, connection, transaction
 from psycopg.errors import UniqueViolation
 
-from experiments.db.postgresql_csv import _identifier_rule, _pipe, _stage
+from experiments.db.postgresql_csv import identifier_rule, pipe_copy, stage_csv
 from experiments.limits import MAX_ABS_VALUE, MAX_UNIT_LENGTH
 from experiments.models import Covariate
 
 COVARIATES = Covariate._meta.db_table
+# The temporary table a CSV file is COPYed into as it is (text columns, numbered in the file's order).
+STAGED = "staged_covariate_csv"
 
 _INSERT_SQL = (
     f"INSERT INTO {COVARIATES} (experiment_id, metric_position, unit, value, received_at) "
@@ -148,20 +150,15 @@ def _checked_sql(columns: list[str], metrics: dict[str, int]) -> tuple[str, dict
     whens = " ".join(f"WHEN %(metric_{position})s THEN {int(position)}" for position in metrics.values())
     # NULL for an unknown metric, one without CUPED, or the primary without it: the NOT NULL column refuses it.
     position = f"(CASE COALESCE({cell('metric')}, %(primary)s) {whens} END)" if metrics else "NULL"
-    rules = [_identifier_rule("raw_unit", MAX_UNIT_LENGTH),
+    rules = [identifier_rule("raw_unit", MAX_UNIT_LENGTH),
              # PostgreSQL orders NaN and Infinity above every finite number, so `<=` refuses both.
              f"value IS NOT NULL AND abs(value) <= {float(MAX_ABS_VALUE)!r}::float8"]
     sql = f"""
         SELECT metric_position, CASE WHEN {' AND '.join(rules)} THEN raw_unit END AS unit, value, line
         FROM (SELECT {cell('unit')} AS raw_unit, {cell('value')}::numeric::float8 AS value,
                      {position}::smallint AS metric_position, staged.line
-              FROM staged_covariate_csv AS staged) AS converted"""
+              FROM {STAGED} AS staged) AS converted"""
     return sql, {"primary": primary, **{f"metric_{position}": key for key, position in metrics.items()}}
-
-
-def _stage_csv(cursor, path: Path, columns: list[str], on_bytes: Callable[[int], None]) -> int:
-    """COPY the file's bytes into the temporary table staged_covariate_csv (text columns, numbered); its rows."""
-    return _stage(cursor, path, columns, numbered=True, on_bytes=on_bytes, table="staged_covariate_csv")
 
 
 def _import_fresh(cursor, experiment_id: int, path: Path, columns: list[str], metrics: dict[str, int],
@@ -176,14 +173,14 @@ def _import_fresh(cursor, experiment_id: int, path: Path, columns: list[str], me
     try:
         with reader.cursor() as source:
             source.execute("SET work_mem = '256MB'")
-            staged = _stage_csv(source, path, columns, on_bytes)
+            staged = stage_csv(source, path, columns, numbered=True, on_bytes=on_bytes, table=STAGED)
             sql, names = _checked_sql(columns, metrics)
             rows = source.mogrify(
                 f"SELECT %(experiment_id)s::bigint, metric_position, unit, value, %(now)s::timestamptz "
                 f"FROM ({sql}) AS checked", {"experiment_id": experiment_id, "now": now, **names})
             try:
                 with transaction.atomic(), connection.wrap_database_errors:
-                    _pipe(source, rows, cursor.cursor,
+                    pipe_copy(source, rows, cursor.cursor,
                           f"COPY {COVARIATES} (experiment_id, metric_position, unit, value, received_at)")
             except IntegrityError as error:
                 if isinstance(error.__cause__, UniqueViolation):
@@ -215,7 +212,7 @@ def import_covariates_csv(*, experiment_id: int, path: Path, columns: list[str],
                 return stored, 0
             on_bytes = lambda n: None  # noqa: E731 (the progress bar has seen the file once already)
         cursor.execute("SET LOCAL work_mem = '256MB'")   # the DISTINCT ON of a million rows sorts in memory
-        staged = _stage_csv(cursor.cursor, path, columns, on_bytes)
+        staged = stage_csv(cursor.cursor, path, columns, numbered=True, on_bytes=on_bytes, table=STAGED)
         sql, names = _checked_sql(columns, metrics)
         cursor.execute(f"""
             WITH inserted AS (
@@ -226,5 +223,5 @@ def import_covariates_csv(*, experiment_id: int, path: Path, columns: list[str],
                 ON CONFLICT (experiment_id, metric_position, unit) DO NOTHING RETURNING 1)
             SELECT COUNT(*) FROM inserted""", {**params, **names})
         accepted = cursor.fetchone()[0]
-        cursor.execute("DROP TABLE staged_covariate_csv")
+        cursor.execute(f"DROP TABLE {STAGED}")
     return accepted, staged - accepted

@@ -14,9 +14,9 @@ unit with a covariate; with `mean` only the units with an observation are (`sum_
 `sum_x2_observed`). A unit with a covariate and no observation has y = 0 (`sum`) or is not in
 the arm (`mean`): either way it adds nothing to x*y, which SQL's NULL product gives.
 
-One query for every CUPED metric: the same time as one query per metric (18.4-18.6 s against
-18.5-19.8 s for three metrics at 10M observations, bench/analysis.py's CUPED scenario), but the
-arm's n and y sums are not computed twice. Either way the cost is the join of each covariate
+One query for every CUPED metric: no slower than one query per metric (the formulations tried,
+and their times at 10M observations, are bench/probes/cuped_formulations.sql and bench/README.md),
+and the arm's n and y sums are not computed twice. Either way the cost is the join of each covariate
 to its unit's arm and outcome (hash tables of the assignments and outcomes): covariates arrive
 before their units are assigned, so they cannot carry the arm, and the join is inherent to
 adjusting at analysis time (bench/README.md, CUPED).

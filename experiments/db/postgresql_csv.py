@@ -79,7 +79,7 @@ def import_csv(*, experiment: Experiment, path: Path, columns: list[str], now: d
         cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
         counts = _import_fresh(cursor, experiment, path, columns, now, joined, on_bytes) if fresh else None
         if counts is None:   # (the progress bar has seen the file once already if fresh)
-            staged = _stage(cursor.cursor, path, columns, numbered=joined,
+            staged = stage_csv(cursor.cursor, path, columns, numbered=joined,
                             on_bytes=(lambda n: None) if fresh else on_bytes)
             cursor.execute(*_insert_sql(experiment, set(columns), now, joined=joined))
             inserted = cursor.fetchone()[0]
@@ -107,7 +107,7 @@ def _import_fresh(cursor, experiment: Experiment, path: Path, columns: list[str]
             source.execute(f"SET work_mem = '{WORK_MEM}'")
             # Any repeated id fails this path, so the file's order (which decides which of two
             # rows with one id is kept) does not matter here.
-            staged = _stage(source, path, columns, numbered=False, on_bytes=on_bytes)
+            staged = stage_csv(source, path, columns, numbered=False, on_bytes=on_bytes)
             sql = _checked_sql(experiment, set(columns), now, joined=joined, ordered=False)
             # Typed as the columns of OBSERVATION_COLUMNS, in its order, for the binary COPY.
             rows = source.mogrify(
@@ -117,9 +117,9 @@ def _import_fresh(cursor, experiment: Experiment, path: Path, columns: list[str]
             sums = source.mogrify(summed_rows_sql(f"({sql.typed})", pairing), sql.params)
             try:
                 with transaction.atomic(), connection.wrap_database_errors:
-                    _pipe(source, rows, cursor.cursor, f"COPY {Observation._meta.db_table} (experiment_id, "
+                    pipe_copy(source, rows, cursor.cursor, f"COPY {Observation._meta.db_table} (experiment_id, "
                           f"received_at, {OBSERVATION_COLUMNS})")
-                    _pipe(source, sums, cursor.cursor, f"COPY {UnitOutcome._meta.db_table} ({OUTCOME_COLUMNS})")
+                    pipe_copy(source, sums, cursor.cursor, f"COPY {UnitOutcome._meta.db_table} ({OUTCOME_COLUMNS})")
             except IntegrityError as error:
                 if isinstance(error.__cause__, UniqueViolation):
                     return None
@@ -129,7 +129,7 @@ def _import_fresh(cursor, experiment: Experiment, path: Path, columns: list[str]
         reader.close()
 
 
-def _pipe(source, query: str, target, copy_into: str) -> None:
+def pipe_copy(source, query: str, target, copy_into: str) -> None:
     """Stream the rows of `query` (on the source cursor) into the target cursor's COPY, in binary.
 
     COPY TO sends a message per row; psycopg would also send each write as it comes, so
@@ -148,7 +148,7 @@ def _pipe(source, query: str, target, copy_into: str) -> None:
             into.write(bytes(pending))
 
 
-def _stage(cursor, path: Path, columns: list[str], *, numbered: bool, on_bytes: Callable[[int], None],
+def stage_csv(cursor, path: Path, columns: list[str], *, numbered: bool, on_bytes: Callable[[int], None],
            table: str = "staged_observation") -> int:
     """COPY the file's bytes into a temporary table of text columns; returns the number of rows.
 
@@ -169,7 +169,7 @@ def _stage(cursor, path: Path, columns: list[str], *, numbered: bool, on_bytes: 
     return cursor.rowcount
 
 
-def _identifier_rule(column: str, max_length: int) -> str:
+def identifier_rule(column: str, max_length: int) -> str:
     """At most max_length characters and not only whitespace, as observation_input's _identifier.
 
     Ordered from cheap to exact: a text of at most max_length bytes is short enough, one that
@@ -250,8 +250,8 @@ def _checked_sql(experiment: Experiment, columns: set[str], now, *, joined: bool
     named_variant = (f"(CASE {cell('variant')} "
                      f"{' '.join(f'WHEN %(variant_{i})s THEN {int(v.id)}' for i, v in enumerate(variants))} END)")
     rules = [
-        _identifier_rule("raw_unit", MAX_UNIT_LENGTH),
-        f"(raw_id IS NULL OR ({_identifier_rule('raw_id', MAX_ID_LENGTH)}))",
+        identifier_rule("raw_unit", MAX_UNIT_LENGTH),
+        f"(raw_id IS NULL OR ({identifier_rule('raw_id', MAX_ID_LENGTH)}))",
         # The bounds of experiments.limits, as the row-by-row path checks them. PostgreSQL orders
         # NaN above every number (and Infinity above every finite one), so `<=` refuses both.
         f"value IS NOT NULL AND abs(value) <= {float(MAX_ABS_VALUE)!r}::float8",

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from django.core.management.base import CommandError
 
-from experiments.errors import ExperimentError
 from experiments.management.commands.import_observations import Command as ObservationsCommand
 from experiments.management.commands.import_observations import _counting, _csv_items, _jsonl_items
 from experiments.observation_input import ItemErrors
@@ -47,18 +46,7 @@ class Command(ObservationsCommand):
         experiment, file_format = self._experiment_and_format(key, file, format)
         started = time.monotonic()
         try:
-            result = None
-            if file_format == "csv":
-                with self._progress(file, key, no_progress) as progress:
-                    result = covariates_import_csv(experiment=experiment, path=file, on_bytes=progress.update)
-                if result is None:
-                    self.stderr.write("Checking the file row by row (it is read again) ...")
-            if result is None:
-                result = self._covariates_row_by_row(experiment, file, file_format, no_progress)
-        except ExperimentError as error:
-            # CSV data starts on line 2 (after the header); JSON Lines on line 1.
-            raise CommandError(ObservationsCommand._explain(error, first_line=2 if file_format == "csv" else 1)) \
-                from None
+            result = self._import(experiment, file, file_format, no_progress)
         except UnicodeDecodeError as error:
             raise CommandError(f"The file is not UTF-8 ({error}); nothing was imported.") from None
         seconds = time.monotonic() - started
@@ -68,7 +56,11 @@ class Command(ObservationsCommand):
             f"in {seconds:.1f} s.\naccepted: {result.accepted}, duplicates: {result.duplicates}"
         )
 
-    def _covariates_row_by_row(self, experiment, file: Path, file_format: str, no_progress: bool):
+    @staticmethod
+    def _import_csv(experiment, file: Path, on_bytes):
+        return covariates_import_csv(experiment=experiment, path=file, on_bytes=on_bytes)
+
+    def _import_row_by_row(self, experiment, file: Path, file_format: str, no_progress: bool):
         with file.open(encoding="utf-8", newline="") as handle, \
                 self._progress(file, experiment.key, no_progress) as progress:
             lines = _counting(handle, progress)

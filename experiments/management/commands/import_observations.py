@@ -81,18 +81,7 @@ class Command(BaseCommand):
     def handle(self, *args, key: str, file: Path, format: str | None, no_progress: bool, **options):
         experiment, file_format = self._experiment_and_format(key, file, format)
         started = time.monotonic()
-        try:
-            result = None
-            if file_format == "csv":
-                with self._progress(file, key, no_progress) as progress:
-                    result = observations_import_csv(experiment=experiment, path=file, on_bytes=progress.update)
-                if result is None:
-                    self.stderr.write("Checking the file row by row (it is read again) ...")
-            if result is None:
-                result = self._import_row_by_row(experiment, file, file_format, no_progress)
-        except ExperimentError as error:
-            # CSV data starts on line 2 (after the header); JSON Lines on line 1.
-            raise CommandError(self._explain(error, first_line=2 if file_format == "csv" else 1)) from None
+        result = self._import(experiment, file, file_format, no_progress)
         seconds = time.monotonic() - started
         rows = result.accepted + result.duplicates
         self.stdout.write(
@@ -100,6 +89,27 @@ class Command(BaseCommand):
             f"({result.duplicates} duplicate id(s) skipped) in {seconds:.1f} s "
             f"({rows / max(seconds, 1e-9):,.0f} rows/s)."
         )
+
+    def _import(self, experiment: Experiment, file: Path, file_format: str, no_progress: bool) -> IngestResult:
+        """A CSV file inside the database first (`_import_csv`); where that gives up, or for JSON
+        Lines, row by row (`_import_row_by_row`), whose errors name each line and field."""
+        try:
+            result = None
+            if file_format == "csv":
+                with self._progress(file, experiment.key, no_progress) as progress:
+                    result = self._import_csv(experiment, file, progress.update)
+                if result is None:
+                    self.stderr.write("Checking the file row by row (it is read again) ...")
+            if result is None:
+                result = self._import_row_by_row(experiment, file, file_format, no_progress)
+        except ExperimentError as error:
+            # CSV data starts on line 2 (after the header); JSON Lines on line 1.
+            raise CommandError(self._explain(error, first_line=2 if file_format == "csv" else 1)) from None
+        return result
+
+    @staticmethod
+    def _import_csv(experiment: Experiment, file: Path, on_bytes) -> IngestResult | None:
+        return observations_import_csv(experiment=experiment, path=file, on_bytes=on_bytes)
 
     @staticmethod
     def _progress(file: Path, key: str, disabled: bool) -> tqdm:
