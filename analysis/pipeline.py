@@ -23,7 +23,7 @@ from analysis.vocabulary import Design, Outcome
 
 __all__ = [
     "AnalysisData", "AnalysisPlan", "ChallengerComparison", "CheckResults", "ExperimentAnalysis", "MetricAnalysis",
-    "MetricPlan", "VariantPlan", "VariantResult", "analyze", "hypothesis_test_name", "not_computable",
+    "MetricPlan", "VariantPlan", "VariantResult", "analysis_parts", "analyze", "hypothesis_test_name", "not_computable",
 ]
 
 
@@ -33,7 +33,7 @@ class CheckResults:
 
     sample_ratio_p_value: float | None
     sample_ratio_ok: bool
-    sample_size_reached: Mapping[str, bool]
+    sample_size_reached: Mapping[str, bool] | None
     incomplete_pairs: int
     incomplete_pairs_share: float
     # CUPED metrics only: one entry per (metric, challenger), {"metric", "variant", "p_value", "ok"}.
@@ -57,6 +57,9 @@ class ExperimentAnalysis:
     checks: CheckResults
     decision: Decision
     metrics: tuple[MetricAnalysis, ...] = ()
+    # A look of a design with interim looks (`analysis.looks`): {"index", "of", "information_fraction",
+    # "boundary", "nominal_alpha"}; None for part 1's single analysis, whose document keeps its shape.
+    look: Mapping | None = None
 
     def to_dict(self) -> dict:
         """The results JSON of DESIGN.md (without experiment, protocol_hash and analyzed_at,
@@ -72,7 +75,9 @@ class ExperimentAnalysis:
             "checks": {
                 "sample_ratio_p_value": self.checks.sample_ratio_p_value,
                 "sample_ratio_ok": self.checks.sample_ratio_ok,
-                "sample_size_reached": dict(self.checks.sample_size_reached),
+                # None at an interim look, where the planned sample does not apply (DESIGN.md).
+                "sample_size_reached": (None if self.checks.sample_size_reached is None
+                                        else dict(self.checks.sample_size_reached)),
                 "incomplete_pairs": self.checks.incomplete_pairs,
                 "incomplete_pairs_share": self.checks.incomplete_pairs_share,
                 # Only with a CUPED metric, so results without one keep their shape.
@@ -86,6 +91,8 @@ class ExperimentAnalysis:
         }
         if len(self.metrics) > 1:
             document["metrics"] = [m.to_dict() for m in self.metrics]
+        if self.look is not None:
+            document["look"] = dict(self.look)
         return document
 
 
@@ -117,16 +124,8 @@ def analyze(
       and guardrails are analysed as `analysis.metrics` says; the checks stay the primary's;
       a challenger is promoted only if it is non-inferior on every guardrail.
     """
-    _check_data_fits_plan(plan, data)
-    _check_covariates(plan, plan.primary, data)
-    others = _metric_data(plan, metric_data or {})
-    metrics = (primary_metric(plan, data), *other_metrics(plan, others))
+    metrics, checks, failed = analysis_parts(plan, data, metric_data)
     primary = metrics[0]
-    checks, failed = _checks(plan, data)
-    balance, unbalanced = _covariate_balance(plan, [(plan.primary, data), *((m, others[m.key]) for m in plan.metrics)])
-    if balance:
-        checks = replace(checks, covariate_balance=balance)
-        failed += unbalanced
     decision = decide(
         direction=plan.direction,
         failed_checks=failed,
@@ -137,6 +136,24 @@ def analyze(
         guardrails=guardrail_outcomes(metrics),
     )
     return ExperimentAnalysis(primary.test, primary.variants, primary.comparisons, checks, decision, metrics)
+
+
+def analysis_parts(
+    plan: AnalysisPlan, data: AnalysisData, metric_data: Mapping[str, AnalysisData] | None = None
+) -> tuple[tuple[MetricAnalysis, ...], CheckResults, list[str]]:
+    """What the decision is made from: every metric's analysis (the primary first), the checks,
+    and each failed check as a clause. `analyze` decides on them; `analysis.looks` first puts
+    each comparison against its group-sequential boundary."""
+    _check_data_fits_plan(plan, data)
+    _check_covariates(plan, plan.primary, data)
+    others = _metric_data(plan, metric_data or {})
+    metrics = (primary_metric(plan, data), *other_metrics(plan, others))
+    checks, failed = _checks(plan, data)
+    balance, unbalanced = _covariate_balance(plan, [(plan.primary, data), *((m, others[m.key]) for m in plan.metrics)])
+    if balance:
+        checks = replace(checks, covariate_balance=balance)
+        failed += unbalanced
+    return metrics, checks, failed
 
 
 def not_computable(plan: AnalysisPlan, reason: str) -> ExperimentAnalysis:

@@ -55,15 +55,21 @@ class ChallengerComparison:
     # "variance_reduction"} (theta None, with a "note", when the covariate has no variance).
     test: str | None = field(default=None, kw_only=True)
     cuped: dict | None = field(default=None, kw_only=True)
+    # A look of a design with interim looks only (`analysis.looks`): "information_fraction",
+    # "statistic_z", "boundary", "nominal_alpha", "nominal_p_value", "rci_low", "rci_high",
+    # "crossed", flattened into the JSON (a null RCI end included); else None and left out.
+    sequential: dict | None = field(default=None, kw_only=True)
 
     def to_dict(self) -> dict:
         """Every field under its own name, in order (a guardrail's extra fields included); the
-        CUPED fields only when set."""
-        return {f.name: getattr(self, f.name) for f in fields(self)
-                if f.name not in _OPTIONAL or getattr(self, f.name) is not None}
+        CUPED fields only when set, and a look's fields (`sequential`) flattened in."""
+        document = {f.name: getattr(self, f.name) for f in fields(self)
+                    if f.name not in _OPTIONAL or getattr(self, f.name) is not None}
+        document.update(document.pop("sequential", None) or {})
+        return document
 
 
-_OPTIONAL = ("test", "cuped")
+_OPTIONAL = ("test", "cuped", "sequential")
 # Said in a comparison whose covariate has no variance, so no adjustment was possible.
 NO_COVARIATE_VARIANCE_NOTE = "the covariate has no variance over the two arms: the test is unadjusted"
 
