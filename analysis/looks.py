@@ -43,10 +43,11 @@ from analysis.types import AnalysisData, AnalysisPlan, MetricPlan
 from analysis.validation import one_of
 from analysis.vocabulary import Design, Direction, MetricRole, MetricType, Outcome, PlanAlternative
 
-# A look whose fraction is no more than this above the comparison's previous one brings no new
-# information: the comparison is not assessed at it (an interim look) or is assessed a step later
-# (the last look, which must spend what is left), so the fractions stay strictly increasing.
-MIN_FRACTION_STEP = 1e-4
+# A look whose fraction is less than this above the comparison's previous one (or above 0) brings
+# no information of its own: the comparison is not assessed at it (an interim look), or is assessed
+# a step later (the last look, which must spend what is left). Planned looks must be this far apart
+# too (experiments.definitions.rules). Closer fractions would also cost seconds to solve.
+MIN_FRACTION_STEP = 0.01
 
 CROSSED_PREFERRED = "preferred"
 CROSSED_HARMFUL = "harmful"
@@ -122,7 +123,11 @@ def _boundaries(fractions: tuple[float, ...], spending: str, a: float, final: bo
 
 def boundary_at(fractions: tuple[float, ...], spending: str, a: float, *, final: bool) -> float:
     """The last look's boundary when a side at level `a` has looked at `fractions`."""
-    return _boundaries(tuple(float(f) for f in fractions), spending, float(a), bool(final))[-1]
+    try:
+        return _boundaries(tuple(float(f) for f in fractions), spending, float(a), bool(final))[-1]
+    except ValueError as error:  # a root the integration could not bracket: say so, never crash a look
+        raise AnalysisError(f"the boundary at information fractions {list(fractions)} could not be solved "
+                            f"({error})") from None
 
 
 def effect_and_standard_error(plan: AnalysisPlan, metric: MetricPlan, data: AnalysisData,
@@ -219,7 +224,7 @@ def _sequential_comparison(plan: AnalysisPlan, metric: MetricPlan, data: Analysi
         return None, replace(comparison, **not_assessed, sequential=_empty_fields(reason))
     fraction = min(information_fraction(plan, data, comparison.variant), 1.0)
     previous = earlier[-1] if earlier else 0.0
-    if fraction <= previous + MIN_FRACTION_STEP:
+    if fraction < previous + MIN_FRACTION_STEP:
         if not look.last:
             reason = "no new units since the previous look"
             return None, replace(comparison, **not_assessed, sequential=_empty_fields(reason, fraction))
@@ -227,12 +232,15 @@ def _sequential_comparison(plan: AnalysisPlan, metric: MetricPlan, data: Analysi
     elif fraction >= 1 and not look.last:
         # An interim look cannot spend the last look's alpha; a later look still has to.
         fraction = 1 - MIN_FRACTION_STEP
-        if fraction <= previous + MIN_FRACTION_STEP:
+        if fraction < previous + MIN_FRACTION_STEP:
             return None, replace(comparison, **not_assessed,
                                  sequential=_empty_fields("no new units since the previous look", fraction))
     fraction = min(fraction, 1.0)
     a = side_alpha(plan, metric)
-    b = boundary_at((*earlier, fraction), look.spending, a, final=look.last)
+    try:
+        b = boundary_at((*earlier, fraction), look.spending, a, final=look.last)
+    except AnalysisError as error:
+        return None, replace(comparison, **not_assessed, sequential=_empty_fields(str(error), fraction))
     sign = 1 if metric.direction == Direction.INCREASE else -1
     if guardrail:
         z = sign * (effect - null_value(metric.margin, metric.direction)) / se

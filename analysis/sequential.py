@@ -39,6 +39,10 @@ _TAIL_SDS = 10.0
 # are nearly equal; such a look spends almost nothing, so its coarser kernel barely matters.
 _MIN_SPACING = 2e-4
 _BOUNDARY_XTOL = 1e-12
+# An alpha increment below this is beyond what the grid integration resolves (its tail error is
+# about 1e-22 per look, its rounding about 1e-16): such a look gets +inf, as if it spent nothing.
+# An O'Brien-Fleming look at 3% of the information releases about 1e-38.
+_NEGLIGIBLE_ALPHA = 1e-14
 
 
 @dataclass(frozen=True)
@@ -178,7 +182,8 @@ def _solve_boundaries(looks: tuple[float, ...], cumulative: tuple[float, ...]) -
     bounds, spent = [], 0.0
     for index, target in enumerate(cumulative):
         increment = target - spent
-        if increment <= 0:
+        if increment <= _NEGLIGIBLE_ALPHA:
+            # Nothing (or less than the integration resolves) to spend: the look cannot reject.
             b = math.inf
         elif index == 0:
             b = float(stats.norm.isf(increment))

@@ -229,6 +229,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "experiments.queue_due_analyses",
         "schedule": env.float("ANALYSIS_SWEEP_SECONDS", default=60.0),
     },
+    # Queues each planned interim look whose time has come (experiments/services/looks.py).
+    "queue-due-looks": {
+        "task": "experiments.queue_due_looks",
+        "schedule": env.float("ANALYSIS_SWEEP_SECONDS", default=60.0),
+    },
 }
 # An analysis without a result whose experiment row is not locked (no worker runs it) is
 # queued again this long after it was handed to the broker: a lost message or a worker that

@@ -40,6 +40,22 @@ class Alternative(models.TextChoices):
     ONE_SIDED = vocabulary.PlanAlternative.ONE_SIDED.value, "One-sided, in the preferred direction"
 
 
+class Spending(models.TextChoices):
+    """The Lan-DeMets alpha-spending function of a design with interim looks (DESIGN.md part 2)."""
+
+    OBRIEN_FLEMING = "obrien_fleming", "O'Brien-Fleming type (spends little early)"
+    POCOCK = "pocock", "Pocock type (spends nearly evenly)"
+
+
+class LookOutcome(models.TextChoices):
+    """What an interim look did."""
+
+    SEALED = "sealed", "sealed: the test continues"
+    ENDED = "ended", "ended the test"
+    NO_DATA = "no_data", "sealed: no data to assess"
+    SKIPPED = "skipped", "skipped: a later look was already due"
+
+
 class Status(models.TextChoices):
     DRAFT = "draft", "Draft"
     RUNNING = "running", "Running"
@@ -67,4 +83,6 @@ class AuditAction(models.TextChoices):
     ANALYSIS_QUEUED = "analysis_queued", "analysis queued"
     ANALYSIS_REQUEUED = "analysis_requeued", "analysis queued again"
     ANALYZED = "analyzed", "analysed"
+    LOOK_SEALED = "look_sealed", "interim look taken (sealed: the test continues)"
+    LOOK_ENDED = "look_ended", "interim look ended the test"
     PROMOTED = "promoted", "promoted (concluded)"

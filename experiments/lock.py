@@ -17,7 +17,10 @@ from django.utils import timezone
 
 from experiments.choices import Status
 from experiments.errors import Locked, WrongState
-from experiments.models import AnalysisResult, Experiment
+from experiments.models import AnalysisResult, Experiment, InterimLook
+
+# All that is said of a sealed interim look (DESIGN.md part 2).
+CONTINUES = "Look {index} of {of}: the test continues."
 
 
 class ResultState(StrEnum):
@@ -49,11 +52,35 @@ def lifted(now: datetime) -> Q:
 
 
 def locked_error(experiment: Experiment) -> Locked:
-    """The 423 answer: what is locked and until when."""
-    return Locked(
-        f"Results of {experiment.key!r} are locked until the test period and its grace period are over.",
-        unlocks_at=experiment.unlocks_at.isoformat() if experiment.unlocks_at else None,
-    )
+    """The 423 answer: what is locked and until when; with interim looks, `look: {done, of, next_at}`."""
+    detail = f"Results of {experiment.key!r} are locked until the test period and its grace period are over."
+    progress = look_progress(experiment)
+    extra = {}
+    if progress is not None:
+        detail = f"{look_progress_sentence(progress)} {detail[:-1]}, or until a look ends the test."
+        extra["look"] = progress
+    return Locked(detail, unlocks_at=experiment.unlocks_at.isoformat() if experiment.unlocks_at else None, **extra)
+
+
+def look_progress(experiment: Experiment) -> dict | None:
+    """What may be said of the interim looks while locked: {"done", "of", "next_at"} (None without looks).
+
+    `done` counts the interim looks taken (sealed, skipped or without data); `next_at` is the
+    next look's time (the last look's is when the lock lifts). Nothing computed from outcomes.
+    """
+    if not (experiment.protocol and experiment.protocol.get("looks")):
+        return None
+    done = InterimLook.objects.filter(experiment=experiment).count()
+    looks = experiment.protocol["looks"]
+    return {"done": done, "of": len(looks), "next_at": looks[done]["at"] if done < len(looks) else None}
+
+
+def look_progress_sentence(progress: dict) -> str:
+    """"Look 2 of 5: the test continues; the next look is at ..." (before the first: when it is)."""
+    if progress["done"] == 0:
+        return f"No look yet of {progress['of']}; the first is at {progress['next_at']}."
+    sentence = CONTINUES.format(index=progress["done"], of=progress["of"])[:-1]
+    return f"{sentence}; the next look is at {progress['next_at']}."
 
 
 def ensure_unlocked(experiment: Experiment, now: datetime | None = None) -> None:

@@ -70,6 +70,10 @@ class ExperimentAdmin(ExperimentPanels, ExperimentViews, admin.ModelAdmin):
             ("Effect and power", {"fields": ["mde", "sample_size_per_variant", "alpha", "power", "alternative"],
                                   "description": "Give the smallest change worth detecting or the sample size "
                                                  "per variant, not both: the other is computed."}),
+            ("Interim looks", {"fields": ["looks", "spending"],
+                               "description": "Planned looks at these information fractions, e.g. [0.5, 1]; "
+                                              "each spends part of alpha, and only a crossed boundary ends the "
+                                              "test early. [1] is one analysis at the end."}),
             ("Duration and traffic", {"fields": timing}),
         ]
         if obj is None:

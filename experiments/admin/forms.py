@@ -17,12 +17,13 @@ from django.forms.formsets import DELETION_FIELD_NAME
 from django.forms.models import BaseInlineFormSet
 from django.utils.dateparse import parse_duration
 
-from experiments.choices import Status
+from experiments.choices import Spending, Status
 from experiments.definitions.durations import iso_duration
 from experiments.definitions.fields import DEFINITION_FIELDS, METRIC_FIELDS, default_metric_key, experiment_definition
 from experiments.definitions.rules import FIELD_PATHS
 from experiments.limits import MAX_REASON_LENGTH
 from experiments.models import Experiment, Metric, Variant
+from experiments.models.definition import default_looks
 from experiments.services.definition import RUNNING_EDITABLE_FIELDS, experiment_definition_check
 
 FIELDS_BY_PATH = {**{path: field for field, path in FIELD_PATHS.items()}, "from": "follows"}
@@ -211,8 +212,18 @@ class ExperimentAdminForm(forms.ModelForm):
         help_texts = HELP_TEXTS
         widgets = {"hypothesis": forms.Textarea(attrs={"rows": 3, "cols": 80})}
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Left empty (or not sent), a draft keeps part 1's single look and the default spending.
+        for name in ("looks", "spending"):
+            if name in self.fields:
+                self.fields[name].required = False
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        for name, default in (("looks", default_looks()), ("spending", Spending.OBRIEN_FLEMING.value)):
+            if name in self.fields and cleaned.get(name) in (None, ""):
+                cleaned[name] = default
         self.row_forms: dict[str, list[forms.Form]] = {name: [] for name in ROW_LISTS}
         if self.instance.pk is not None and self.instance.status != Status.DRAFT:
             # Started: only the running-editable fields are in the form; the rest is frozen.

@@ -7,7 +7,7 @@ from django.utils.timesince import timeuntil
 
 from experiments.admin.preview import frozen_metric_tests
 from experiments.choices import Status
-from experiments.lock import ResultState, is_locked, result_state, visible_result
+from experiments.lock import ResultState, is_locked, look_progress, look_progress_sentence, result_state, visible_result
 from experiments.models import Experiment
 from experiments.selectors import experiment_progress
 
@@ -46,8 +46,10 @@ class ExperimentPanels:
     @admin.display(description="status")
     def status_summary(self, obj):
         now = timezone.now()
+        progress = look_progress(obj) if obj.status == Status.RUNNING else None
         return render_to_string(f"{TEMPLATES}/status_summary.html", {
             "experiment": obj, "now": now, "locked": result_state(obj, now) == ResultState.LOCKED,
+            "looks": look_progress_sentence(progress) if progress else None,
         })
 
     @admin.display(description="frozen protocol")

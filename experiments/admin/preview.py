@@ -9,8 +9,8 @@ from analysis.errors import AnalysisError
 from experiments.choices import Design, MetricRole
 from experiments.definitions.durations import iso_duration
 from experiments.definitions.fields import experiment_definition
-from experiments.definitions.planning import sample_plan
-from experiments.definitions.protocol import frozen_protocol_metrics
+from experiments.definitions.planning import has_interim_looks, sample_plan
+from experiments.definitions.protocol import frozen_protocol_metrics, protocol_looks
 from experiments.definitions.rules import definition_warnings
 from experiments.models import Experiment
 from experiments.services.definition import experiment_definition_check
@@ -28,7 +28,7 @@ def power_preview(definition: dict[str, Any] | None, *, daily_units: int | None,
     preview: dict[str, Any] = {
         "sample_size_per_variant": None, "mde": None, "total_units": None, "expected_daily_units": daily_units,
         "days_needed": None, "duration_days": None, "duration": None, "warnings": [], "errors": {},
-        "tests": [], "power_sentence": None, "cuped": [],
+        "tests": [], "power_sentence": None, "cuped": [], "looks": None,
     }
     if not definition:
         return preview
@@ -44,6 +44,8 @@ def power_preview(definition: dict[str, Any] | None, *, daily_units: int | None,
         return preview
     preview.update(metric_tests([asdict(test) for test in plan.tests], planned_power=definition["power"]))
     preview["cuped"] = cuped_comparison(definition, plan)
+    if has_interim_looks(definition):
+        preview["looks"] = looks_preview(protocol_looks(definition, plan, started_at=None), definition)
     return _schedule(preview, definition, mde=plan.mde, sizes=plan.sample_size_per_variant, daily_units=daily_units)
 
 
@@ -74,9 +76,26 @@ def frozen_preview(experiment: Experiment, *, daily_units: int | None) -> dict[s
     """The same figures for a started experiment, from its frozen protocol (no outcome in it)."""
     protocol = experiment.protocol or {}
     preview: dict[str, Any] = {"expected_daily_units": daily_units, "warnings": [], "errors": {},
-                               **frozen_metric_tests(experiment)}
+                               **frozen_metric_tests(experiment),
+                               "looks": looks_preview(protocol, experiment_definition(experiment))
+                               if protocol.get("looks") else None}
     return _schedule(preview, experiment_definition(experiment), mde=protocol.get("mde"),
                      sizes=protocol.get("sample_size_per_variant") or {}, daily_units=daily_units)
+
+
+def looks_preview(looks: dict[str, Any], definition: dict[str, Any]) -> dict[str, Any]:
+    """The planned looks as the admin shows them: when (day of the test), at what fraction, which boundary.
+
+    `looks` is `protocol_looks`' (a draft's, times None) or a frozen protocol's. The planned maximum
+    is the fixed design's need times the inflation factor (DESIGN.md part 2).
+    """
+    days = definition["duration"].total_seconds() / 86400
+    grace = definition["grace_period"].total_seconds() / 86400
+    rows = [{"index": look["index"], "fraction": look["fraction"], "day": look["fraction"] * days + grace,
+             "at": look["at"], "boundary": look["boundary"], "nominal_alpha": look["nominal_alpha"]}
+            for look in looks["looks"]]
+    return {"rows": rows, "spending": looks["spending"], "inflation_factor": looks["inflation_factor"],
+            "fixed_sample_size_per_variant": looks["fixed_sample_size_per_variant"]}
 
 
 def frozen_metric_tests(experiment: Experiment) -> dict[str, Any]:

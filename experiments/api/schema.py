@@ -11,7 +11,7 @@ the limit, a wrong media type, throttling, a database outage), are added to ever
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
 from experiments.limits import MAX_UNIT_LENGTH, MAX_UNITS_PER_REQUEST
@@ -44,6 +44,10 @@ class ErrorSerializer(serializers.Serializer):
     indexes = serializers.ListField(child=serializers.IntegerField(), required=False,
                                     help_text="Indexes of the offending items of a batch.")
     unlocks_at = serializers.DateTimeField(required=False, help_text="423: when the result unlocks.")
+    look = inline_serializer("LookProgress", {
+        "done": serializers.IntegerField(), "of": serializers.IntegerField(),
+        "next_at": serializers.DateTimeField(allow_null=True)},
+        required=False, help_text="423 with interim looks: looks taken, looks planned, when the next one is due.")
     status = serializers.CharField(required=False, help_text="The experiment's status.")
 
 

@@ -8,12 +8,17 @@ from rest_framework import serializers
 
 from analysis.errors import AnalysisError
 from analysis.pipeline import hypothesis_test_name
-from experiments.choices import Aggregation, Alternative, Design, Direction, MetricRole, MetricType
+from experiments.choices import Aggregation, Alternative, Design, Direction, MetricRole, MetricType, Spending
 from experiments.definitions.durations import iso_duration
 from experiments.definitions.fields import experiment_definition
 from experiments.definitions.fields import default_metric_key
-from experiments.definitions.planning import sample_plan
-from experiments.definitions.protocol import definition_metrics, frozen_protocol_metrics, protocol_metrics
+from experiments.definitions.planning import has_interim_looks, sample_plan
+from experiments.definitions.protocol import (
+    definition_metrics,
+    frozen_protocol_metrics,
+    protocol_looks,
+    protocol_metrics,
+)
 from experiments.definitions.rules import definition_warnings
 from experiments.limits import (
     MAX_ABS_BASELINE,
@@ -167,6 +172,12 @@ class ExperimentInputSerializer(serializers.Serializer):
     grace_period = IsoDurationField(default=timedelta(0))
     traffic_percent = FiniteFloatField(default=100.0, bounds=(0, MAX_TRAFFIC_PERCENT, True, False))
     auto_promote = serializers.BooleanField(default=False)
+    looks = serializers.ListField(
+        child=FiniteFloatField(bounds=(0, 1, True, False)), default=lambda: [1.0],
+        help_text="Information fractions of the planned looks: increasing, in (0, 1], the last 1, at most 10. "
+        "[1] (the default) is one analysis at the end.")
+    spending = serializers.ChoiceField(choices=Spending.choices, default=Spending.OBRIEN_FLEMING,
+                                       help_text="Lan-DeMets alpha spending of the looks.")
     variants = VariantSerializer(many=True)
     metrics = MetricDefinitionSerializer(many=True, required=False, max_length=MAX_METRICS, min_length=1)
 
@@ -267,6 +278,10 @@ class ExperimentInputSerializer(serializers.Serializer):
         return translated
 
 
+# The frozen protocol's interim-look fields (present only with more than one look).
+LOOK_FIELDS = ("looks", "spending", "inflation_factor", "fixed_sample_size_per_variant")
+
+
 class ExperimentSerializer(serializers.ModelSerializer):
     """An experiment as DESIGN.md renders it: definition, protocol, status, warnings."""
 
@@ -286,7 +301,7 @@ class ExperimentSerializer(serializers.ModelSerializer):
         fields = (
             "key", "name", "hypothesis", "design", "metric", "metrics", "baseline_mean", "baseline_sd", "mde",
             "cuped", "expected_correlation", "sample_size_per_variant", "alpha", "power", "alternative", "duration", "grace_period",
-            "traffic_percent", "auto_promote", "salt", "status", "stop_reason", "variants", "protocol",
+            "traffic_percent", "auto_promote", "looks", "spending", "salt", "status", "stop_reason", "variants", "protocol",
             "progress", "concluded_variant", "concluded_at", "champions", "warnings", "created_at", "updated_at",
         )
         read_only_fields = fields
@@ -322,14 +337,16 @@ class ExperimentSerializer(serializers.ModelSerializer):
                 "started_at": experiment.started_at,
                 "ends_at": experiment.ends_at,
                 "unlocks_at": experiment.unlocks_at,
+                **{field: frozen[field] for field in LOOK_FIELDS if field in frozen},
             }
         # A draft shows a preview of the sample size it would freeze if started now.
         definition = experiment_definition(experiment)
         try:
             plan = sample_plan(definition)
             mde, sizes, metrics = plan.mde, plan.sample_size_per_variant, protocol_metrics(definition, plan)
+            looks = protocol_looks(definition, plan, started_at=None) if has_interim_looks(definition) else {}
         except (AnalysisError, StopIteration):  # a draft without a control cannot be planned yet
-            mde, sizes, metrics = None, None, None
+            mde, sizes, metrics, looks = None, None, None, {}
         return {
             "sample_size_per_variant": sizes,
             "mde": mde,
@@ -339,6 +356,7 @@ class ExperimentSerializer(serializers.ModelSerializer):
             "started_at": None,
             "ends_at": None,
             "unlocks_at": None,
+            **looks,
         }
 
     def to_representation(self, experiment: Experiment) -> dict:

@@ -16,7 +16,7 @@ DEFINITION_FIELDS = (
     "key", "name", "hypothesis", "design", "metric_name", "metric_type", "metric_direction", "metric_key",
     "metric_aggregation", "baseline_mean", "baseline_sd", "mde", "cuped", "expected_correlation",
     "sample_size_per_variant", "alpha", "power",
-    "alternative", "duration", "grace_period", "traffic_percent", "auto_promote",
+    "alternative", "duration", "grace_period", "traffic_percent", "auto_promote", "looks", "spending",
 )
 METRIC_FIELDS = ("key", "name", "role", "metric_type", "direction", "aggregation", "baseline_mean", "baseline_sd",
                  "margin", "cuped", "expected_correlation")

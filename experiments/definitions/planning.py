@@ -21,7 +21,8 @@ from analysis.power import (
 )
 from analysis.cuped import cuped_effect_size
 from analysis.registry import hypothesis_test_name, non_inferiority_test_name, preregistered_test
-from experiments.choices import MetricRole
+from analysis.sequential import inflation_factor
+from experiments.choices import Alternative, MetricRole
 
 
 @dataclass(frozen=True)
@@ -46,11 +47,41 @@ class MetricTestPlan:
 
 @dataclass(frozen=True)
 class SamplePlan:
-    """The plan of a definition: the primary's mde, the sample per variant and every metric's test."""
+    """The plan of a definition: the primary's mde, the sample per variant and every metric's test.
+
+    With interim looks `sample_size_per_variant` is the planned maximum (each test's fixed-design
+    need times its inflation factor, the largest over the tests), `fixed_sample_size_per_variant`
+    what one look at the end would need, and `inflation_factor` the primary's; all None-free
+    only then (one look: None and None).
+    """
 
     mde: float
     sample_size_per_variant: dict[str, int]
     tests: tuple[MetricTestPlan, ...]
+    fixed_sample_size_per_variant: dict[str, int] | None = None
+    inflation_factor: float | None = None
+
+
+def planned_looks(definition: dict[str, Any]) -> list[float]:
+    """The definition's information fractions ([1] when not given: part 1's single look)."""
+    return list(definition.get("looks") or [1.0])
+
+
+def has_interim_looks(definition: dict[str, Any]) -> bool:
+    return len(planned_looks(definition)) > 1
+
+
+def looks_side_alpha(definition: dict[str, Any], *, one_sided: bool = False) -> float:
+    """A test's side level a: alpha/k, or alpha/(2k) for a two-sided primary (DESIGN.md)."""
+    challengers = sum(1 for v in definition["variants"] if not v.get("is_control"))
+    two_sided = definition["alternative"] == Alternative.TWO_SIDED and not one_sided
+    return definition["alpha"] / (2 * challengers if two_sided else challengers)
+
+
+def test_inflation(definition: dict[str, Any], power: float, *, guardrail: bool = False) -> float:
+    """The inflation factor of the maximum sample over the fixed design's, at the test's level and power."""
+    return inflation_factor(planned_looks(definition), definition.get("spending") or "obrien_fleming",
+                            looks_side_alpha(definition, one_sided=guardrail), power)
 
 
 def guardrails(definition: dict[str, Any]) -> list[dict[str, Any]]:
@@ -111,7 +142,12 @@ def primary_sample(definition: dict[str, Any], power: float) -> tuple[float, dic
         sizes = sample_sizes(plan, mde, rho)
         return mde, _by_key(definition, sizes.control, sizes.challengers)
     control_size = definition["sample_size_per_variant"]
-    mde = minimum_detectable_effect(plan, control_size, rho)
+    # With interim looks the given size is the maximum; the mde is what its fixed-design
+    # equivalent (the maximum over the inflation factor) detects at this power.
+    fixed_size = control_size
+    if has_interim_looks(definition):
+        fixed_size = max(int(control_size / test_inflation(definition, power)), 2)
+    mde = minimum_detectable_effect(plan, fixed_size, rho)
     challenger_sizes = tuple(
         control_size if plan.design == "champion_challenger" else round_up_sample_size(control_size * ratio)
         for ratio in plan.ratios
@@ -165,13 +201,36 @@ def sample_plan(definition: dict[str, Any]) -> SamplePlan:
             ))
     control_key = next(v["key"] for v in definition["variants"] if v.get("is_control"))
     planned = [index for index, test in enumerate(tests) if test.sample_size_per_variant is not None]
+    fixed, primary_inflation = None, None
+    if has_interim_looks(definition):
+        fixed = _largest_needs(tests, planned, primary_sizes) if definition.get("mde") is not None else None
+        primary_inflation = test_inflation(definition, power)
+        tests = [_inflated(definition, test) if test.sample_size_per_variant is not None else test for test in tests]
+        if fixed is None:  # a given size is the maximum: its fixed-design equivalent
+            fixed = {key: max(int(size / primary_inflation), 2) for key, size in primary_sizes.items()}
     if definition.get("mde") is not None:
-        sample = {key: max(tests[i].sample_size_per_variant[key] for i in planned) for key in primary_sizes}
+        sample = _largest_needs(tests, planned, primary_sizes)
         setter = max(planned, key=lambda i: tests[i].sample_size_per_variant[control_key])
     else:
         sample, setter = primary_sizes, 0
     tests[setter] = replace(tests[setter], sets_sample=True)
-    return SamplePlan(mde=mde, sample_size_per_variant=sample, tests=tuple(tests))
+    return SamplePlan(mde=mde, sample_size_per_variant=sample, tests=tuple(tests),
+                      fixed_sample_size_per_variant=fixed, inflation_factor=primary_inflation)
+
+
+def _largest_needs(tests: list[MetricTestPlan], planned: list[int], keys) -> dict[str, int]:
+    return {key: max(tests[i].sample_size_per_variant[key] for i in planned) for key in keys}
+
+
+def _inflated(definition: dict[str, Any], test: MetricTestPlan) -> MetricTestPlan:
+    """A test's need with interim looks: ceil(fixed need x its inflation factor) per variant (DESIGN.md).
+
+    With a given sample size the primary's need is that size already (the maximum)."""
+    if test.role == MetricRole.PRIMARY and definition.get("mde") is None:
+        return test
+    factor = test_inflation(definition, test.power, guardrail=test.role == MetricRole.GUARDRAIL)
+    return replace(test, sample_size_per_variant={
+        key: round_up_sample_size(size * factor) for key, size in test.sample_size_per_variant.items()})
 
 
 def _cuped_fields(metric: dict[str, Any], unadjusted_effect_size: float | None) -> dict[str, Any]:

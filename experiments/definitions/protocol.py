@@ -2,16 +2,27 @@
 
 import hashlib
 import json
+import math
 from datetime import datetime
 from typing import Any
+
+from scipy import stats
 
 from analysis.pipeline import hypothesis_test_name
 from analysis.power import PowerPlan
 from analysis.registry import preregistered_test
+from analysis.sequential import efficacy_boundaries
 from experiments.choices import Aggregation, MetricRole
 from experiments.definitions.durations import iso_duration
 from experiments.definitions.fields import default_metric_key
-from experiments.definitions.planning import MetricTestPlan, SamplePlan, sample_plan
+from experiments.definitions.planning import (
+    MetricTestPlan,
+    SamplePlan,
+    has_interim_looks,
+    looks_side_alpha,
+    planned_looks,
+    sample_plan,
+)
 
 
 def canonical_json(value: Any) -> str:
@@ -60,7 +71,33 @@ def build_protocol(definition: dict[str, Any], *, started_at: datetime) -> dict[
     }
     if has_several_metrics(definition):
         protocol["metrics"] = protocol_metrics(definition, plan)
+    if has_interim_looks(definition):
+        protocol.update(protocol_looks(definition, plan, started_at=started_at))
     return protocol
+
+
+def protocol_looks(definition: dict[str, Any], plan: SamplePlan, *, started_at: datetime | None) -> dict[str, Any]:
+    """The protocol's interim-look fields (DESIGN.md part 2): `looks`, `spending`, `inflation_factor`
+    and `fixed_sample_size_per_variant`.
+
+    `looks[i]` = {"index", "fraction", "at", "boundary", "nominal_alpha"}: look i at
+    `started_at + fraction x duration + grace_period` (the last one when the lock lifts), with the
+    primary's planned boundary at the planned fractions. A look that spends (almost) no alpha has an
+    infinite boundary: null here, nominal alpha 0. `at` is None before the start (the preview).
+    """
+    fractions = planned_looks(definition)
+    spending = definition.get("spending") or "obrien_fleming"
+    boundaries = efficacy_boundaries(fractions, spending, looks_side_alpha(definition))
+    sides = 2 if definition["alternative"] == "two-sided" else 1
+    looks = []
+    for index, (fraction, boundary) in enumerate(zip(fractions, boundaries), start=1):
+        at = (started_at + fraction * definition["duration"] + definition["grace_period"]) if started_at else None
+        finite = math.isfinite(boundary)
+        looks.append({"index": index, "fraction": fraction, "at": at.isoformat() if at else None,
+                      "boundary": boundary if finite else None,
+                      "nominal_alpha": sides * float(stats.norm.sf(boundary)) if finite else 0.0})
+    return {"looks": looks, "spending": spending, "inflation_factor": plan.inflation_factor,
+            "fixed_sample_size_per_variant": plan.fixed_sample_size_per_variant}
 
 
 def has_several_metrics(definition: dict[str, Any]) -> bool:

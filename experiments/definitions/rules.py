@@ -11,6 +11,8 @@ from datetime import timedelta
 from typing import Any
 
 from analysis.errors import AnalysisError
+from analysis.looks import MIN_FRACTION_STEP
+from analysis.sequential import MAX_LOOKS, SPENDING_FUNCTIONS, validate_looks
 from experiments.choices import Aggregation, Direction, MetricRole, MetricType
 from experiments.definitions.planning import guardrail_sample, primary_sample, sample_plan
 from experiments.limits import (
@@ -45,7 +47,8 @@ def definition_errors(definition: dict[str, Any]) -> dict[str, list[str]]:
     def fail(field: str, message: str) -> None:
         errors.setdefault(_path(field), []).append(message)
 
-    for rules in (_text_errors, _number_errors, _baseline_errors, _timing_errors, _metric_errors, _cuped_errors):
+    for rules in (_text_errors, _number_errors, _baseline_errors, _timing_errors, _metric_errors, _cuped_errors,
+                  _look_errors):
         rules(definition, fail)
     _variant_errors(definition.get("variants") or [], fail)
 
@@ -185,6 +188,29 @@ def _cuped_errors(definition: dict[str, Any], fail) -> None:
             fail(f"{prefix}expected_correlation", "Must be a finite number in [0, 1).")
         elif not cuped:
             fail(f"{prefix}expected_correlation", "Only a metric with cuped true has an expected correlation.")
+
+
+def _look_errors(definition: dict[str, Any], fail) -> None:
+    """Interim looks (DESIGN.md part 2): 1 to 10 increasing fractions in (0, 1], the last 1; a known spending."""
+    looks = definition.get("looks")
+    if looks is not None:
+        if not isinstance(looks, list) or any(isinstance(f, bool) or not isinstance(f, (int, float)) for f in looks):
+            fail("looks", "Must be a list of numbers: the information fractions of the looks, e.g. [0.5, 1].")
+        else:
+            try:
+                validate_looks(looks)
+            except AnalysisError as error:
+                fail("looks", f"{str(error)[0].upper()}{str(error)[1:]} (1 to {MAX_LOOKS} increasing fractions "
+                              "in (0, 1], the last 1).")
+            else:
+                # Looks closer than this carry no information of their own, and solving their boundaries
+                # would cost seconds (analysis.sequential's grid); analysis.looks skips them the same way.
+                if any(later - earlier < MIN_FRACTION_STEP for earlier, later in zip([0.0, *looks], looks)):
+                    fail("looks", f"Each look must come at least {MIN_FRACTION_STEP:g} of the information after "
+                                  f"the previous one (the first at {MIN_FRACTION_STEP:g} or later); got {looks}.")
+    spending = definition.get("spending")
+    if spending is not None and spending not in SPENDING_FUNCTIONS:
+        fail("spending", f"Must be one of {', '.join(SPENDING_FUNCTIONS)}; got {spending!r}.")
 
 
 def _guardrail_errors(design: str | None, metric: dict[str, Any], path: str, fail) -> None:

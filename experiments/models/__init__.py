@@ -3,7 +3,7 @@
 - definition: `Experiment` (its primary metric in its own fields) and `Variant`;
 - metric: `Metric`, the secondary metrics and guardrails;
 - data: `Assignment`, `Observation`, `Covariate` and `UnitOutcome` (the per-unit sums the analysis reads);
-- records: `AnalysisResult` and `AuditEvent`, never edited;
+- records: `AnalysisResult`, `InterimLook` and `AuditEvent`, never edited;
 - keys: `ServiceKey` and `UserToken`.
 """
 
@@ -11,8 +11,8 @@ from experiments.models.data import Assignment, Covariate, Observation, UnitOutc
 from experiments.models.definition import Experiment, Variant, new_salt
 from experiments.models.keys import ServiceKey, UserToken
 from experiments.models.metric import Metric, ObservedMetric, default_metric_key, observed_metrics
-from experiments.models.records import AnalysisResult, AuditEvent, ImmutableResultError
+from experiments.models.records import AnalysisResult, AuditEvent, ImmutableResultError, InterimLook
 
-__all__ = ["AnalysisResult", "Assignment", "AuditEvent", "Covariate", "Experiment", "ImmutableResultError", "Metric",
+__all__ = ["AnalysisResult", "Assignment", "AuditEvent", "Covariate", "Experiment", "ImmutableResultError", "InterimLook", "Metric",
            "Observation", "ObservedMetric", "ServiceKey", "UnitOutcome", "UserToken", "Variant", "default_metric_key",
            "new_salt", "observed_metrics"]

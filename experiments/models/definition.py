@@ -7,10 +7,15 @@ from django.db import models
 from django.db.models import Q
 
 from experiments import permissions as permission_names
-from experiments.choices import Aggregation, Alternative, Design, Direction, MetricType, Status
+from experiments.choices import Aggregation, Alternative, Design, Direction, MetricType, Spending, Status
 from experiments.limits import MAX_KEY_LENGTH, MAX_NAME_LENGTH
 from experiments.models.metric import default_metric_key
 from experiments.querysets import ExperimentQuerySet
+
+
+def default_looks() -> list[float]:
+    """Part 1's fixed horizon: one look, at the end."""
+    return [1.0]
 
 
 def new_salt() -> str:
@@ -103,6 +108,17 @@ class Experiment(models.Model):
         "grace period", default="0",
         help_text="Extra time after the end for late observations (ground truth) before the analysis.",
     )
+    # Interim looks (DESIGN.md part 2): frozen and hashed only with more than one look, so a
+    # part-1 protocol (one look at the end) hashes as before.
+    looks = models.JSONField(
+        "looks", default=default_looks, blank=True,
+        help_text="Information fractions of the planned looks, increasing, the last 1, at most 10, "
+        "e.g. [0.5, 1]; [1] is one analysis at the end.",
+    )
+    spending = models.CharField(
+        "alpha spending", max_length=16, choices=Spending.choices, default=Spending.OBRIEN_FLEMING,
+        help_text="How the looks share alpha (Lan-DeMets): O'Brien-Fleming spends little early, Pocock evenly.",
+    )
     traffic_percent = models.FloatField(
         "traffic percent", default=100.0,
         help_text="Share of units included (sampled requests for champion/challenger); "
@@ -138,6 +154,10 @@ class Experiment(models.Model):
     previous = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="follow_ups", editable=False,
         verbose_name="follow-up of", help_text="The concluded experiment whose winner is this one's control.",
+    )
+    ended_early_at = models.DateTimeField(
+        "ended early at", null=True, blank=True, editable=False,
+        help_text="When an interim look ended the test (its boundary was crossed): the lock lifted then.",
     )
     analysis_queued_at = models.DateTimeField(
         "analysis queued at", null=True, blank=True, editable=False,
@@ -194,7 +214,10 @@ class Experiment(models.Model):
 
     @property
     def unlocks_at(self):
-        """When results become visible: the end of the test period plus the grace period."""
+        """When results become visible: the end of the test period plus the grace period, or the
+        interim look that ended the test."""
+        if self.ended_early_at is not None:
+            return self.ended_early_at
         return self.ends_at + self.grace_period if self.ends_at else None
 
 

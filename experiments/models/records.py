@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from experiments.choices import AuditAction, Outcome
+from experiments.choices import AuditAction, LookOutcome, Outcome
 from experiments.limits import MAX_KEY_LENGTH
 from experiments.models.definition import Experiment
 
@@ -68,3 +68,39 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.experiment.key}: {self.action} by {self.actor_label}"
+
+
+class InterimLook(models.Model):
+    """One interim look of a design with several: taken once, never edited.
+
+    A sealed look's `statistics` (each comparison's information fraction, Z and boundary) are
+    shown to nobody until the test has ended; the later looks read their fractions, which the
+    boundaries are recomputed at. The last look is the analysis itself (`AnalysisResult`).
+    """
+
+    experiment = models.ForeignKey(
+        Experiment, on_delete=models.PROTECT, related_name="interim_looks", verbose_name="experiment",
+    )
+    index = models.PositiveSmallIntegerField("look", help_text="1 for the first look.")
+    taken_at = models.DateTimeField("taken at")
+    outcome = models.CharField("outcome", max_length=16, choices=LookOutcome.choices)
+    reason = models.TextField("reason", blank=True, help_text="Why a look assessed nothing (no data, skipped).")
+    statistics = models.JSONField(
+        "statistics", default=list, blank=True,
+        help_text="Per comparison: information fraction, Z and boundary (sealed until the test ends).",
+    )
+
+    class Meta:
+        ordering = ["experiment", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "index"], name="interim_look_once"),
+            models.CheckConstraint(condition=Q(outcome__in=LookOutcome.values), name="interim_look_outcome_valid"),
+        ]
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ImmutableResultError("An interim look cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def __str__(self) -> str:
+        return f"{self.experiment.key}: look {self.index} ({self.outcome})"

@@ -228,3 +228,37 @@ def _clock_axis(axes, step: str, first: datetime, last: datetime) -> None:
     zone = first.tzname() or "local time"
     day = f"{first:%d %b %Y}, " if step == "minute" else ""
     axes.set_xlabel(f"time ({day}{zone}), units counted per {step}")
+
+
+@dataclass(frozen=True)
+class LookSeries:
+    """One challenger's primary statistic at each look it was assessed at: (information fraction, Z, boundary)."""
+
+    label: str
+    points: list[tuple[float, float, float | None]]
+
+
+def looks_chart(series: list[LookSeries], *, two_sided: bool) -> str:
+    """Each challenger's Z at each look against the efficacy boundary (and its mirror when two-sided)."""
+    with matplotlib.rc_context(RC):
+        figure = _figure(2.8)
+        axes = figure.axes[0]
+        for index, line in enumerate(series):
+            tint = colour(index, False)
+            fractions = [f for f, _, _ in line.points]
+            axes.plot(fractions, [z for _, z, _ in line.points], marker="o", color=tint, label=f"{line.label}: Z")
+            bounded = [(f, b) for f, _, b in line.points if b is not None]
+            if bounded:
+                axes.plot([f for f, _ in bounded], [b for _, b in bounded], color="#b91c1c", linestyle="--",
+                          marker="_", markersize=12, label="boundary" if index == 0 else None)
+                if two_sided:
+                    axes.plot([f for f, _ in bounded], [-b for _, b in bounded], color="#b91c1c", linestyle="--",
+                              marker="_", markersize=12)
+        axes.axhline(0, color=INK, linewidth=1)
+        axes.set_xlim(0, 1.05)
+        axes.set_xlabel("information fraction (units at the look over the planned maximum)")
+        axes.set_ylabel("Z, preferred direction up")
+        axes.grid(color=GRID)
+        axes.set_axisbelow(True)
+        axes.legend(loc="upper left", frameon=False, fontsize=8)
+    return _svg(figure, salt="looks", title="Statistic at each look against its boundary")

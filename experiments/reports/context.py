@@ -14,6 +14,7 @@ from experiments.models import Experiment
 from experiments.reports.aggregates import latency_by_variant
 from experiments.reports.audit import audit_rows, promotion
 from experiments.reports.chart_data import report_charts
+from experiments.reports.looks import look_timeline, looks_chart
 from experiments.reports.metric_sections import metric_names, metric_sections
 from experiments.reports.tables import check_rows, comparison_rows, latency_rows, protocol_rows, variant_rows
 from experiments.reports.wording import decision_sentence, display_scale, interval_level, level_text, metric_label
@@ -28,6 +29,7 @@ def report_context(experiment: Experiment, *, now: datetime | None = None) -> di
         "metric": metric_label(experiment.metric_name),
         "protocol_rows": protocol_rows(experiment),
         "audit_events": audit_rows(experiment, show_details=state in (ResultState.READY, ResultState.STOPPED)),
+        "look_timeline": look_timeline(experiment, result_visible=state == ResultState.READY),
     }
     if state == ResultState.READY:
         context.update(_result_context(experiment, visible_result(experiment, now).document))
@@ -63,6 +65,7 @@ def _result_context(experiment: Experiment, document: dict) -> dict[str, Any]:
                          if experiment.design == Design.CHAMPION_CHALLENGER else None),
         "charts": report_charts(experiment, document, variants, level=level, scale=scale, unit=unit,
                                 mean_unit=mean_unit),
+        "looks_chart": looks_chart(experiment, document),
         # Guardrails, then secondary metrics; empty for a part-1 document, whose page stays part 1's.
         "metric_sections": metric_sections(document, protocol, level=level),
     }

@@ -193,7 +193,26 @@ def comparison_rows(document: dict, scale: float, metric_name: str | None = None
         })
         if comparison.get("cuped"):
             rows[-1]["cuped_sentence"] = cuped_sentence(metric_name or document.get("key", "the metric"), comparison)
+        if "statistic_z" in comparison:
+            rows[-1]["look_sentence"] = look_sentence(document.get("look"), comparison, scale)
     return rows
+
+
+def look_sentence(look: dict | None, comparison: dict, scale: float) -> str:
+    """A comparison at a look: its Z against the boundary, nominal p against nominal alpha, the repeated interval."""
+    where = f"At look {look['index']} of {look['of']}" if look else "At this look"
+    if comparison.get("statistic_z") is None:
+        return f"{where}: not assessed ({comparison.get('look_note') or comparison.get('not_computable_reason')})."
+    boundary = comparison.get("boundary")
+    low, high = comparison.get("rci_low"), comparison.get("rci_high")
+    interval = ", ".join("open" if end is None else f"{end * scale:+.4g}" for end in (low, high))
+    crossed = {"preferred": "crossed it in the preferred direction", "harmful": "crossed it on the harmful side",
+               None: "did not cross it"}[comparison.get("crossed")]
+    return (f"{where} (information fraction {comparison['information_fraction']:.3f}): Z = "
+            f"{comparison['statistic_z']:+.3f} against the boundary "
+            f"{'none' if boundary is None else f'{boundary:.3f}'}, which it {crossed}; nominal p = "
+            f"{comparison['nominal_p_value']:.4g} against the nominal alpha {comparison['nominal_alpha']:.4g}; "
+            f"repeated confidence interval [{interval}].")
 
 
 def _relative_half_width(comparison: dict) -> float | None:

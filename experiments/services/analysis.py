@@ -22,6 +22,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from analysis.errors import AnalysisError
+from analysis.looks import LookSpec, analyze_look, fractions_by_comparison
 from analysis.pipeline import analyze, not_computable
 from analysis.cuped import CovariateSummary
 from analysis.types import AnalysisData, AnalysisPlan, MetricPlan, VariantPlan
@@ -30,7 +31,7 @@ from experiments import db
 from experiments.choices import AuditAction, Design, Outcome, Status
 from experiments.errors import WrongState
 from experiments.lock import UNLOCKS_AT, ensure_unlocked, lifted
-from experiments.models import AnalysisResult, Experiment
+from experiments.models import AnalysisResult, Experiment, InterimLook
 from experiments.services.audit import audit_record
 from experiments.services.promotion import experiment_promote
 from experiments.unit_outcomes.read import analysis_data_by_metric
@@ -182,26 +183,36 @@ def analysis_run(*, experiment_id: int) -> AnalysisResult:
     analyzed_at = timezone.now()
     ensure_unlocked(experiment, analyzed_at)
     db.tune_analysis_session()
+    stored = result_store(experiment, _computed(experiment), analyzed_at=analyzed_at)
+    experiment.status = Status.ANALYZED
+    experiment.save(update_fields=["status", "updated_at"])
+    audit_record(experiment=experiment, action=AuditAction.ANALYZED, actor=None,
+                 details={"outcome": stored.outcome, "variant": stored.winner or None})
+    logger.info("analysed %s: %s", experiment.key, stored.outcome)
+    promote_if_asked(experiment, stored)
+    return stored
+
+
+def result_store(experiment: Experiment, computed: dict, *, analyzed_at: datetime) -> AnalysisResult:
+    """Store the one result: the document of DESIGN.md around the statistics' part (`computed`)."""
     document = {
         "experiment": experiment.key,
         "protocol_hash": experiment.protocol_hash,
         "analyzed_at": analyzed_at.isoformat(),
-        **_computed(experiment),
+        **computed,
         "observations": experiment.observation_count,
     }
     decision = document["decision"]
-    stored = AnalysisResult.objects.create(
+    return AnalysisResult.objects.create(
         experiment=experiment, protocol_hash=experiment.protocol_hash, analyzed_at=analyzed_at,
         outcome=decision["outcome"], winner=decision["variant"] or "", document=document,
     )
-    experiment.status = Status.ANALYZED
-    experiment.save(update_fields=["status", "updated_at"])
-    audit_record(experiment=experiment, action=AuditAction.ANALYZED, actor=None,
-                 details={"outcome": decision["outcome"], "variant": decision["variant"]})
-    logger.info("analysed %s: %s", experiment.key, decision["outcome"])
-    if experiment.auto_promote and decision["outcome"] != Outcome.INVALID:
+
+
+def promote_if_asked(experiment: Experiment, result: AnalysisResult) -> None:
+    """Auto-promote: apply a decision that is not invalid, when the experiment asks for it."""
+    if experiment.auto_promote and result.outcome != Outcome.INVALID:
         experiment_promote(experiment=experiment, actor=None)
-    return stored
 
 
 def _computed(experiment: Experiment) -> dict:
@@ -209,18 +220,41 @@ def _computed(experiment: Experiment) -> dict:
 
     Data that break the arithmetic (a sum of squares beyond a double, in SQL or in Python)
     would otherwise fail the task on every retry and leave the experiment analyzing for ever.
-    Transient errors (a lost connection) are not caught: the task retries them.
+    Transient errors (a lost connection) are not caught: the task retries them. A design with
+    interim looks analyses this as its last look (`analysis.looks`): the last boundary spends
+    the alpha the earlier looks left.
     """
     plan = analysis_plan(experiment)
     try:
-        with transaction.atomic():  # a savepoint: a failed aggregate leaves the transaction usable
-            by_position = analysis_data_by_metric(experiment)
-            by_position = _with_covariates(experiment, plan, by_position)
-        others = {metric.key: by_position[position] for position, metric in enumerate(plan.metrics, start=1)}
-        return analyze(plan, by_position[0], others).to_dict()
+        data, others = analysis_inputs(experiment, plan)
+        if not has_looks(experiment):
+            return analyze(plan, data, others).to_dict()
+        of = len(experiment.protocol["looks"])
+        return analyze_look(plan, data, others, look_spec(experiment, index=of, last=True)).analysis.to_dict()
     except (DataError, AnalysisError, ArithmeticError) as error:
         logger.warning("analysis of %s not computable: %s", experiment.key, error)
         return not_computable(plan, f"The data could not be analysed ({_first_line(error)}).").to_dict()
+
+
+def analysis_inputs(experiment: Experiment, plan: AnalysisPlan) -> tuple[AnalysisData, dict[str, AnalysisData]]:
+    """The primary's data and every other metric's by key, as `analyze` takes them, read in the database."""
+    with transaction.atomic():  # a savepoint: a failed aggregate leaves the transaction usable
+        by_position = analysis_data_by_metric(experiment)
+        by_position = _with_covariates(experiment, plan, by_position)
+    others = {metric.key: by_position[position] for position, metric in enumerate(plan.metrics, start=1)}
+    return by_position[0], others
+
+
+def has_looks(experiment: Experiment) -> bool:
+    """Whether the frozen protocol plans interim looks (only then does it hold `looks`)."""
+    return bool(experiment.protocol and experiment.protocol.get("looks"))
+
+
+def look_spec(experiment: Experiment, *, index: int, last: bool) -> LookSpec:
+    """Look `index` of the frozen protocol, with the information fractions its earlier looks assessed."""
+    stored = InterimLook.objects.filter(experiment=experiment, index__lt=index).order_by("index")
+    return LookSpec(index=index, of=len(experiment.protocol["looks"]), spending=experiment.protocol["spending"],
+                    last=last, earlier=fractions_by_comparison([look.statistics for look in stored]))
 
 
 def _with_covariates(experiment: Experiment, plan: AnalysisPlan,

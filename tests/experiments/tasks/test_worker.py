@@ -19,7 +19,7 @@ from experiments.models import AnalysisResult, Experiment
 from experiments.services.analysis import experiment_request_analysis
 from experiments.services.assignment import assignments_for_units
 from experiments.services.lifecycle import experiment_start
-from experiments.tasks import analyze_experiment, queue_due_analyses
+from experiments.tasks import analyze_experiment, queue_due_analyses, queue_due_looks, run_interim_look
 from tests.factories import ExperimentFactory
 
 PROJECT = Path(__file__).resolve().parents[3]
@@ -31,6 +31,13 @@ def test_task_names_are_pinned_and_the_sweep_is_scheduled():
     schedule = settings.CELERY_BEAT_SCHEDULE["queue-due-analyses"]
     assert schedule["task"] == "experiments.queue_due_analyses"
     assert analyze_experiment.acks_late and analyze_experiment.reject_on_worker_lost
+
+
+def test_the_interim_look_tasks_are_pinned_and_their_sweep_is_scheduled():
+    assert run_interim_look.name == "experiments.run_interim_look"
+    assert queue_due_looks.name == "experiments.queue_due_looks"
+    assert settings.CELERY_BEAT_SCHEDULE["queue-due-looks"]["task"] == "experiments.queue_due_looks"
+    assert run_interim_look.acks_late and run_interim_look.reject_on_worker_lost
 
 
 def _database_url() -> str:
@@ -193,3 +200,24 @@ def test_an_analysis_asked_for_while_the_broker_was_down_runs_once_it_is_back(tm
     finally:
         _stop(worker)
     assert Experiment.objects.get(pk=experiment.pk).status == "analyzed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_takes_a_due_interim_look_and_a_crossing_ends_the_test(tmp_path, clean_queue):
+    from tests.experiments.builders import assigned_units
+    from tests.experiments.services.test_looks import looks_experiment, observe, reach_look
+
+    experiment = looks_experiment()
+    observe(experiment, assigned_units(experiment, 400), shift=2.0, seed=41)
+    reach_look(experiment, 1)
+    worker = _start_worker(tmp_path, beat=True)
+    try:
+        result = _wait_for(lambda: AnalysisResult.objects.filter(experiment=experiment).first(), 90,
+                           "beat to queue the interim look and the worker to take it")
+    finally:
+        _stop(worker)
+
+    experiment.refresh_from_db()
+    assert experiment.status == "analyzed" and experiment.ended_early_at is not None
+    assert result.document["look"]["index"] == 1 and result.document["decision"]["outcome"] == "promote"
+    assert experiment.interim_looks.get().outcome == "ended"
