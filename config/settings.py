@@ -229,10 +229,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "experiments.queue_due_analyses",
         "schedule": env.float("ANALYSIS_SWEEP_SECONDS", default=60.0),
     },
-    # Queues each planned interim look whose time has come (experiments/services/looks.py).
+    # Queues each planned interim look whose time has come (experiments/services/looks.py). More
+    # often than the analysis sweep: a look taken late sees data beyond its planned fraction, and a
+    # short test's look could otherwise fall past the end of the test. The query is one indexed filter.
     "queue-due-looks": {
         "task": "experiments.queue_due_looks",
-        "schedule": env.float("ANALYSIS_SWEEP_SECONDS", default=60.0),
+        "schedule": env.float("LOOK_SWEEP_SECONDS", default=15.0),
     },
 }
 # An analysis without a result whose experiment row is not locked (no worker runs it) is

@@ -110,7 +110,11 @@ def look_run(*, experiment_id: int, index: int, now: datetime | None = None) -> 
         last = primary_information_reached(plan, data)
         result = analyze_look(plan, data, others, look_spec(experiment, index=index, last=last))
     except (DataError, AnalysisError, ArithmeticError) as error:
-        return _store(experiment, index, now, LookOutcome.NO_DATA, reason=f"The data could not be assessed: {error}")
+        # The error's words may quote sums of the data: the log has them, the audit trail (shown while
+        # locked) only that the look assessed nothing.
+        logger.warning("look %s of %s not assessable: %s", index, experiment.key, error)
+        return _store(experiment, index, now, LookOutcome.NO_DATA,
+                      reason="The data could not be assessed at this look; it spends no alpha.")
     if not result.statistics:
         return _store(experiment, index, now, LookOutcome.NO_DATA,
                       reason="No comparison could be assessed at this look (no data, or no new units since the "

@@ -53,6 +53,7 @@ def _start_worker(tmp_path: Path, *, beat: bool, extra_env: dict | None = None) 
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "VAR_DIR": str(tmp_path),
         "ANALYSIS_SWEEP_SECONDS": "1",
+        "LOOK_SWEEP_SECONDS": "1",
         **(extra_env or {}),
     }
     command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--loglevel=INFO",
