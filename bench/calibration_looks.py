@@ -182,8 +182,8 @@ class LooksCell:
             return AnalysisData(arms={"control": pairs.champion, "challenger": pairs.challenger},
                                 pairs={"challenger": pairs})
         qc, qt = (s["xc"], s["xt"]) if self.metric_type == "binary" else (s["qc"], s["qt"])
-        return AnalysisData(arms={"control": SampleSummary(m, s["xc"], qc), "challenger": SampleSummary(m, s["xt"], qt)},
-                            assigned={"control": m, "challenger": m})
+        arms = {"control": SampleSummary(m, s["xc"], qc), "challenger": SampleSummary(m, s["xt"], qt)}
+        return AnalysisData(arms=arms, assigned={"control": m, "challenger": m})
 
 
 CELLS = (
@@ -226,7 +226,7 @@ def simulate_looks(cell: LooksCell, fractions: tuple[float, ...], spending: str,
     units = 0
     stops = [0] * looks
     for run in range(simulations):
-        stored: list[tuple] = []
+        stored: list = []
         ended = peek_done = False
         for i, m in enumerate(sizes):
             last = i == looks - 1
