@@ -56,8 +56,10 @@ simulations each (`--metrics-simulations`, default 3,000), SE = the simulation s
 Usage: .venv/bin/python bench/calibration.py [--simulations N] [--seed S] [--metrics-simulations M]
        .venv/bin/python bench/calibration.py --metrics-only [--metrics-simulations M] [--seed S]
        .venv/bin/python bench/calibration.py --cuped-only [--cuped-simulations C] [--seed S]
+       .venv/bin/python bench/calibration.py --looks-only [--looks-simulations L] [--seed S]
 
 CUPED (`analysis.cuped`): bench/calibration_cuped.py, run by `--cuped-only` and at the end of the full run.
+Planned interim looks (`analysis.looks`, issue 15): bench/calibration_looks.py, run by `--looks-only` and last.
 """
 
 from __future__ import annotations
@@ -689,7 +691,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="run only the CUPED calibration (bench/calibration_cuped.py)")
     parser.add_argument("--cuped-simulations", type=int, default=None,
                         help="simulated A/A experiments per CUPED cell (default 10,000; A/B cells 4,000)")
+    parser.add_argument("--looks-only", action="store_true",
+                        help="run only the interim-looks calibration (bench/calibration_looks.py)")
+    parser.add_argument("--looks-simulations", type=int, default=None,
+                        help="A/A runs per interim-looks cell, schedule and spending function (default 2,000; "
+                             "A/B half)")
     args = parser.parse_args(argv)
+    if args.looks_only:
+        return 0 if _run_looks(args) else 1
     if args.cuped_only:
         return 0 if _run_cuped(args) else 1
     if args.metrics_only:
@@ -723,7 +732,8 @@ def main(argv: list[str] | None = None) -> int:
         f"power {mcnemar_rejection_rate(n, CELLS[3].mde, correction=False):.4f}"
     )
     metrics_ok = run_metrics(args.metrics_simulations, args.seed)
-    return 0 if _run_cuped(args) and metrics_ok else 1
+    cuped_ok = _run_cuped(args)
+    return 0 if _run_looks(args) and cuped_ok and metrics_ok else 1
 
 
 def _run_cuped(args: argparse.Namespace) -> bool:
@@ -732,6 +742,14 @@ def _run_cuped(args: argparse.Namespace) -> bool:
     from calibration_cuped import CUPED_SIMULATIONS, run_cuped
 
     return run_cuped(args.cuped_simulations or CUPED_SIMULATIONS, args.seed)
+
+
+def _run_looks(args: argparse.Namespace) -> bool:
+    """The interim-looks part (bench/calibration_looks.py) with this run's seed."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from calibration_looks import AA_SIMULATIONS, run_looks
+
+    return run_looks(args.looks_simulations or AA_SIMULATIONS, args.seed)
 
 
 if __name__ == "__main__":
