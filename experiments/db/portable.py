@@ -24,8 +24,8 @@ from experiments.models import Assignment, Experiment, Observation, UnitOutcome
 from experiments.unit_outcomes.write import Pairing, add_rows
 
 __all__ = ["CSV_IMPORT", "covariate_sums", "experiment_state_row", "import_csv", "insert_new_assignments",
-           "insert_observations", "latency_by_variant", "rebuild_unit_outcomes", "store_assignment", "store_assignments",
-           "stored_assignments", "tune_analysis_session"]
+           "insert_observations", "latency_by_variant", "rebuild_unit_outcomes", "store_assignment",
+           "store_assignments", "stored_assignments", "tune_analysis_session"]
 
 # No in-database CSV import: import_observations takes the row-by-row path.
 CSV_IMPORT = False
@@ -46,7 +46,8 @@ def insert_new_assignments(experiment_id: int, rows: list[tuple[str, int]], now:
     try:
         with transaction.atomic():
             Assignment.objects.bulk_create(
-                [Assignment(experiment_id=experiment_id, unit=unit, variant_id=variant_id) for unit, variant_id in rows],
+                [Assignment(experiment_id=experiment_id, unit=unit, variant_id=variant_id)
+                 for unit, variant_id in rows],
                 batch_size=5000,
             )
     except IntegrityError:

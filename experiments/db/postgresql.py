@@ -43,8 +43,8 @@ from experiments.models import Assignment, Experiment, Observation
 from experiments.unit_outcomes.write import Pairing
 
 __all__ = ["CSV_IMPORT", "covariate_sums", "experiment_state_row", "import_csv", "insert_new_assignments",
-           "insert_observations", "latency_by_variant", "rebuild_unit_outcomes", "store_assignment", "store_assignments",
-           "stored_assignments", "tune_analysis_session"]
+           "insert_observations", "latency_by_variant", "rebuild_unit_outcomes", "store_assignment",
+           "store_assignments", "stored_assignments", "tune_analysis_session"]
 
 # A CSV file can be imported inside the database (experiments.db.postgresql_csv).
 CSV_IMPORT = True

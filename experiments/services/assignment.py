@@ -3,9 +3,9 @@
 This is on every request path of the services that call us, so it is written for few
 round trips: one query reads the experiment with the unit's stored assignment, and a first
 assignment is one INSERT ... ON CONFLICT DO NOTHING RETURNING (a batch of never-seen units,
-one plain INSERT). When another request stored
-the unit first, nothing is returned and the stored row is read back: that is what makes two
-concurrent first requests agree (the row that won the race is what both return).
+one COPY on PostgreSQL). When another request stored the unit first, nothing is returned
+and the stored row is read back: that is what makes two concurrent first requests agree
+(the row that won the race is what both return).
 """
 
 import time
@@ -252,8 +252,8 @@ def _sorted_rows(firsts: dict[str, ServedVariant]) -> list[tuple[str, int]]:
 def store_first_assignments(state: ExperimentState, firsts: dict[str, ServedVariant]) -> tuple[dict[str, int], int]:
     """Store first assignments (existing rows win): every unit's stored variant id, and how many this call stored.
 
-    The units were looked up and not found, so the plain insert is tried first; a unit stored
-    meanwhile makes it store nothing, and the insert that skips stored units follows.
+    The units were looked up and not found, so the insert without ON CONFLICT is tried first;
+    a unit stored meanwhile makes it store nothing, and the insert that skips stored units follows.
     """
     ordered = _sorted_rows(firsts)
     now = timezone.now()
@@ -306,7 +306,7 @@ def assignments_for_units(*, experiment_key: str, units: list[str]) -> list[Assi
 def _answers_in_bulk(state: ExperimentState, units: list[str]) -> list[AssignmentAnswer]:
     distinct = list(dict.fromkeys(units))
     # Insert first, look up after a failure: a batch of never-seen units (the costly kind) is
-    # then one plain INSERT, without the look-up of 10,000 units that finds none. A batch with
+    # then one COPY (PostgreSQL), without the look-up of 10,000 units that finds none. A batch with
     # a stored unit fails at its first stored unit in sorted order (for assigned units, at the
     # first row), stores nothing, and takes the look-up path (bench/README.md).
     firsts = first_variants(state, distinct)
