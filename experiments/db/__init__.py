@@ -17,9 +17,9 @@ from django.db import connection
 
 from experiments.db.rows import Latency
 
-__all__ = ["Latency", "backend", "csv_import_supported", "covariate_sums", "experiment_state_row", "import_csv", "insert_observations",
-           "latency_by_variant", "rebuild_unit_outcomes", "store_assignment", "store_assignments",
-           "stored_assignments", "tune_analysis_session"]
+__all__ = ["Latency", "backend", "csv_import_supported", "covariate_sums", "experiment_state_row", "import_csv",
+           "insert_new_assignments", "insert_observations", "latency_by_variant", "rebuild_unit_outcomes",
+           "store_assignment", "store_assignments", "stored_assignments", "tune_analysis_session"]
 
 
 @cache
@@ -37,6 +37,11 @@ def backend() -> ModuleType:
 def stored_assignments(experiment_id: int, units) -> dict[str, int]:
     """{unit: variant id} of the stored assignments among `units` (up to 10,000 per call)."""
     return backend().stored_assignments(experiment_id, units)
+
+
+def insert_new_assignments(experiment_id: int, rows: list[tuple[str, int]], now: datetime) -> bool:
+    """Store first assignments of units none of which is stored: True, or False and nothing stored."""
+    return backend().insert_new_assignments(experiment_id, rows, now)
 
 
 def store_assignments(experiment_id: int, rows: list[tuple[str, int]], now: datetime) -> set[str]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from django.db import IntegrityError, transaction
 from django.utils.dateparse import parse_datetime
 
 from experiments.db import shared
@@ -22,9 +23,9 @@ from experiments.db.shared import store_assignment
 from experiments.models import Assignment, Experiment, Observation, UnitOutcome
 from experiments.unit_outcomes.write import Pairing, add_rows
 
-__all__ = ["CSV_IMPORT", "covariate_sums", "experiment_state_row", "import_csv", "insert_observations", "latency_by_variant",
-           "rebuild_unit_outcomes", "store_assignment", "store_assignments", "stored_assignments",
-           "tune_analysis_session"]
+__all__ = ["CSV_IMPORT", "covariate_sums", "experiment_state_row", "import_csv", "insert_new_assignments",
+           "insert_observations", "latency_by_variant", "rebuild_unit_outcomes", "store_assignment",
+           "store_assignments", "stored_assignments", "tune_analysis_session"]
 
 # No in-database CSV import: import_observations takes the row-by-row path.
 CSV_IMPORT = False
@@ -38,6 +39,20 @@ def stored_assignments(experiment_id: int, units) -> dict[str, int]:
     return dict(
         Assignment.objects.filter(experiment_id=experiment_id, unit__in=units).values_list("unit", "variant_id")
     )
+
+
+def insert_new_assignments(experiment_id: int, rows: list[tuple[str, int]], now: datetime) -> bool:
+    """Store first assignments of units none of which is stored: True, or False and nothing stored."""
+    try:
+        with transaction.atomic():
+            Assignment.objects.bulk_create(
+                [Assignment(experiment_id=experiment_id, unit=unit, variant_id=variant_id)
+                 for unit, variant_id in rows],
+                batch_size=5000,
+            )
+    except IntegrityError:
+        return False
+    return True
 
 
 def store_assignments(experiment_id: int, rows: list[tuple[str, int]], now: datetime) -> set[str]:

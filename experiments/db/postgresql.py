@@ -11,6 +11,10 @@ experiments.db chooses one module for the configured engine. Why each path is fa
   (INSERT ... SELECT ... ON CONFLICT DO NOTHING, so an `id` seen before is skipped and
   counted) and adds the ones inserted to the per-unit sums: no row goes through the ORM
   (bench/ingest.py).
+- A batch of first assignments is a binary COPY when none of its units is stored
+  (insert_new_assignments): INSERT ... ON CONFLICT DO NOTHING's speculative insertion probes
+  the unique index once more and logs one more WAL record per row, and COPY writes the table's
+  rows in pages rather than one by one, with no JSON to parse.
 - A single first assignment commits without waiting for its WAL flush (store_assignment):
   the row records what the hash already decided, so it need not be durable the moment the
   answer leaves (bench/assignment.py).
@@ -24,8 +28,9 @@ See bench/README.md for the measurements.
 from datetime import datetime
 
 import orjson
+import psycopg
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Aggregate, Avg, Count, FloatField
 
 from experiments.db.postgresql_csv import import_csv
@@ -37,9 +42,9 @@ from experiments.db.shared import experiment_state_row
 from experiments.models import Assignment, Experiment, Observation
 from experiments.unit_outcomes.write import Pairing
 
-__all__ = ["CSV_IMPORT", "covariate_sums", "experiment_state_row", "import_csv", "insert_observations", "latency_by_variant",
-           "rebuild_unit_outcomes", "store_assignment", "store_assignments", "stored_assignments",
-           "tune_analysis_session"]
+__all__ = ["CSV_IMPORT", "covariate_sums", "experiment_state_row", "import_csv", "insert_new_assignments",
+           "insert_observations", "latency_by_variant", "rebuild_unit_outcomes", "store_assignment",
+           "store_assignments", "stored_assignments", "tune_analysis_session"]
 
 # A CSV file can be imported inside the database (experiments.db.postgresql_csv).
 CSV_IMPORT = True
@@ -56,6 +61,9 @@ _STORE_MANY_SQL = (
     "(json_array_elements_text(%(units)s::json), json_array_elements_text(%(variant_ids)s::json)) AS new(unit, variant_id) "
     "ON CONFLICT (experiment_id, unit) DO NOTHING RETURNING unit"
 )
+
+_COPY_MANY_SQL = f"COPY {ASSIGNMENTS} (experiment_id, unit, variant_id, assigned_at) FROM STDIN (FORMAT BINARY)"
+_COPY_TYPES = ["int8", "varchar", "int8", "timestamptz"]
 
 # `set_config(..., true)` is SET LOCAL inside the statement: it lasts until the end of the
 # statement's own transaction (autocommit), whose commit is the one it makes asynchronous.
@@ -86,6 +94,26 @@ def stored_assignments(experiment_id: int, units) -> dict[str, int]:
     with connection.cursor() as cursor:
         cursor.execute(_STORED_SQL, {"experiment_id": experiment_id, "units": _json(units)})
         return dict(cursor.fetchall())
+
+
+def insert_new_assignments(experiment_id: int, rows: list[tuple[str, int]], now: datetime) -> bool:
+    """Store first assignments of units none of which is stored: True, or False and nothing stored.
+
+    A binary COPY, in a savepoint: the unique index's own check at each row replaces ON
+    CONFLICT's separate probe and confirmation record, and COPY inserts the rows in batches
+    (bench/README.md). A unit already stored, or being stored by a concurrent request, fails
+    the COPY at its row (rows in sorted order: at the first such unit); the caller then looks
+    the stored rows up and takes store_assignments.
+    """
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            with cursor.cursor.copy(_COPY_MANY_SQL) as copy:
+                copy.set_types(_COPY_TYPES)
+                for unit, variant_id in rows:
+                    copy.write_row((experiment_id, unit, variant_id, now))
+    except psycopg.errors.UniqueViolation:   # COPY's errors are psycopg's own, not Django's wrappers
+        return False
+    return True
 
 
 def store_assignments(experiment_id: int, rows: list[tuple[str, int]], now: datetime) -> set[str]:

@@ -185,6 +185,25 @@ def test_the_batch_answers_in_request_order_with_duplicates_answered_alike(servi
 
 
 @pytest.mark.django_db
+def test_a_batch_with_stored_units_keeps_their_rows_and_stores_the_others(service_client, ab):
+    control, green = ab.variants.get(key="control"), ab.variants.get(key="green")
+    # Stored against the hash, so that the answer shows which one won; "zz" sorts last.
+    for unit in ("a", "zz"):
+        hashed = hashing.choose_variant(ab.salt, unit, [("control", 1), ("green", 1)])
+        Assignment.objects.create(experiment=ab, unit=unit, variant=green if hashed == "control" else control)
+    stored = dict(Assignment.objects.filter(experiment=ab).values_list("unit", "variant__key"))
+    units = ["zz", "b", "a", "c"]
+
+    response = service_client.post(BATCH_URL, {"experiment": ab.key, "units": units}, format="json")
+
+    answers = {a["unit"]: a["variant"] for a in response.json()["assignments"]}
+    assert answers["a"] == stored["a"] and answers["zz"] == stored["zz"]
+    for unit in ("b", "c"):
+        assert answers[unit] == hashing.choose_variant(ab.salt, unit, [("control", 1), ("green", 1)])
+    assert dict(Assignment.objects.filter(experiment=ab).values_list("unit", "variant__key")) == answers
+
+
+@pytest.mark.django_db
 def test_one_unit_is_assigned_in_every_running_experiment(service_client, ab):
     other = running(key="search-ranking")
     ExperimentFactory(key="a-draft")

@@ -36,6 +36,22 @@ def test_storing_assignments_keeps_rows_already_stored_and_reads_them_back(engin
     assert Assignment.objects.filter(experiment=experiment).count() == 3
 
 
+@pytest.mark.django_db(transaction=True)
+@ENGINES
+def test_inserting_new_assignments_stores_all_or_nothing(engine):
+    experiment = start()
+    control, green = (v.id for v in experiment.variants.order_by("position"))
+    assert engine.insert_new_assignments(experiment.id, [("a", control), ("b", green)], timezone.now()) is True
+
+    # "b" is stored: nothing of the batch is, whatever the row's place in it.
+    assert engine.insert_new_assignments(experiment.id, [("c", green), ("b", control)], timezone.now()) is False
+    with transaction.atomic():   # inside a caller's transaction, which goes on
+        assert engine.insert_new_assignments(experiment.id, [("b", control), ("d", green)], timezone.now()) is False
+        assert engine.insert_new_assignments(experiment.id, [("d", green)], timezone.now()) is True
+
+    assert engine.stored_assignments(experiment.id, ["a", "b", "c", "d"]) == {"a": control, "b": green, "d": green}
+
+
 @pytest.mark.django_db
 @ENGINES
 def test_storing_one_assignment_returns_none_when_a_stored_row_won(engine):
