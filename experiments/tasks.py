@@ -34,3 +34,19 @@ def analyze_experiment(experiment_id: int) -> str:
 def queue_due_analyses() -> list[int]:
     """Beat job: queue the analysis of every experiment whose lock has lifted."""
     return experiments_queue_due_analyses()
+
+
+@shared_task(
+    name="experiments.resolve_covariate_arms",
+    acks_late=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=True,
+    max_retries=3,
+    soft_time_limit=50,
+    time_limit=55,
+)
+def resolve_covariate_arms() -> int:
+    """Beat job: give their arm to the covariates of the units assigned since the last run (CUPED)."""
+    from experiments.services.covariates import covariate_arms_resolve_running
+
+    return covariate_arms_resolve_running()
