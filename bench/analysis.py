@@ -83,7 +83,16 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.analysis_setup import OUTCOMES, create_experiments, django_setup, load, make_due, sum_units  # noqa: E402
+from bench.analysis_setup import (  # noqa: E402
+    COVARIATES,
+    OUTCOMES,
+    create_experiments,
+    django_setup,
+    load,
+    make_due,
+    resolve_arms,
+    sum_units,
+)
 from bench.analysis_sql import (  # noqa: E402
     BARE,
     BARE_COVARIATE_JOIN,
@@ -333,6 +342,13 @@ def _measure_size(args, env: dict[str, str], conn: psycopg.Connection, size: int
     load(conn, made, size)
     sum_units([m["id"] for m in made.values()])
     conn.execute(f"VACUUM ANALYZE {OUTCOMES}")
+    if "cuped" in made:
+        resolver_s = resolve_arms(made["cuped"]["id"])
+        vacuum_start = time.perf_counter()
+        conn.execute(f"VACUUM ANALYZE {COVARIATES}")
+        _log(f"N = {size:,}: the beat's resolver gave {made['cuped']['id']}'s covariates their arm in "
+             f"{resolver_s:.1f} s (every unit assigned after its covariate; then VACUUM ANALYZE "
+             f"{time.perf_counter() - vacuum_start:.1f} s), load average {os.getloadavg()[0]:.2f}")
     make_due([m["id"] for m in made.values()], {m["id"]: size for m in made.values()})
     _log(f"N = {size:,}: loaded {', '.join(made)} in {time.perf_counter() - load_start:.0f} s")
     quiet.append(_wait_quiet(args))
