@@ -47,8 +47,9 @@ OUTCOMES = UnitOutcome._meta.db_table
 # The temporary table a CSV file is COPYed into as it is (text columns, numbered in the file's order).
 STAGED = "staged_covariate_csv"
 
-# The unit's arm where it is assigned, and the covariate on the unit's outcome rows already
-# stored (experiments.db.covariate_arms): `stored` is what a statement inserted.
+# The unit's arm where it is assigned (`{rows}`: the relation of the new rows), and the covariate
+# on the unit's outcome rows already stored (experiments.db.covariate_arms), from the CTE
+# `inserted` of the rows a statement stored.
 _ARM_JOIN = (f"LEFT JOIN {ASSIGNMENTS} AS assignment ON assignment.experiment_id = %(experiment_id)s "
              "AND assignment.unit = {rows}.unit")
 _COLUMNS = "experiment_id, metric_position, unit, value, received_at, variant_id"
