@@ -53,13 +53,17 @@ postgres://postgres@127.0.0.1:5432/bench_analysis: dropped, created, migrated). 
      experiment of 5 with `cuped: true` on every metric, loaded the same way, and a covariate
      for 85% of the units and each metric (15% of the units have none: x = 0), drawn
      independently of the observations (time is measured, not the reduction): 3 x 0.85 x N/2
-     covariate rows. Its floor reads the same rows with no work of ours: BARE_METRICS over the
+     covariate rows. The load assigns every unit after its covariate arrived (as in production,
+     where covariates are loaded in draft), so the beat's resolver then gives every covariate its
+     arm (experiments.db.covariate_arms), timed and printed apart, and the per-unit sums are
+     rebuilt with their covariates, as ingestion keeps them. Its floor reads the same rows with no
+     work of ours: BARE_METRICS over the
      observations plus `SELECT metric_position, count(*), sum(value), sum(value*value) FROM
      experiments_covariate WHERE experiment_id = %s GROUP BY metric_position`, the two timed
      adjacent to each analysis run; the ratio against the observations' aggregate alone is
      printed beside it, and, as information, the time of the bare join of each covariate to its
-     unit's arm (BARE_COVARIATE_JOIN), the least an analysis-time CUPED must add to reading the
-     rows. --only-cuped runs only this scenario.
+     unit's arm (BARE_COVARIATE_JOIN), what an analysis-time CUPED had to add to reading the
+     rows before the arms were kept. --only-cuped runs only this scenario.
 
 Usage: .venv/bin/python bench/analysis.py [--sizes 1000000 10000000] [--cc-sizes ...] [--no-alternatives]
        [--metrics-sizes 1000000 10000000] [--only-metrics] [--cuped-sizes 1000000 10000000] [--only-cuped]
@@ -83,7 +87,16 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.analysis_setup import OUTCOMES, create_experiments, django_setup, load, make_due, sum_units  # noqa: E402
+from bench.analysis_setup import (  # noqa: E402
+    COVARIATES,
+    OUTCOMES,
+    create_experiments,
+    django_setup,
+    load,
+    make_due,
+    resolve_arms,
+    sum_units,
+)
 from bench.analysis_sql import (  # noqa: E402
     BARE,
     BARE_COVARIATE_JOIN,
@@ -333,6 +346,13 @@ def _measure_size(args, env: dict[str, str], conn: psycopg.Connection, size: int
     load(conn, made, size)
     sum_units([m["id"] for m in made.values()])
     conn.execute(f"VACUUM ANALYZE {OUTCOMES}")
+    if "cuped" in made:
+        resolver_s = resolve_arms(made["cuped"]["id"])
+        vacuum_start = time.perf_counter()
+        conn.execute(f"VACUUM ANALYZE {COVARIATES}")
+        _log(f"N = {size:,}: the beat's resolver gave {made['cuped']['id']}'s covariates their arm in "
+             f"{resolver_s:.1f} s (every unit assigned after its covariate; then VACUUM ANALYZE "
+             f"{time.perf_counter() - vacuum_start:.1f} s), load average {os.getloadavg()[0]:.2f}")
     make_due([m["id"] for m in made.values()], {m["id"]: size for m in made.values()})
     _log(f"N = {size:,}: loaded {', '.join(made)} in {time.perf_counter() - load_start:.0f} s")
     quiet.append(_wait_quiet(args))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from datetime import timedelta
 
 import psycopg
@@ -98,6 +99,17 @@ def sum_units(experiment_ids: list[int]) -> None:
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL work_mem = '1GB'")
             unit_outcomes_rebuild(Experiment.objects.get(pk=experiment_id))
+
+
+def resolve_arms(experiment_id: int) -> float:
+    """Give the loaded covariates their arm as the beat's resolver would (experiments.db.covariate_arms):
+    the load assigned every unit after its covariate arrived, so the first run resolves them all.
+    Returns its time in seconds (the caller vacuums the covariates afterwards, as autovacuum would)."""
+    from experiments.services.covariates import covariate_arms_resolve
+
+    started = time.perf_counter()
+    covariate_arms_resolve(experiment_id=experiment_id)
+    return time.perf_counter() - started
 
 
 def make_due(experiment_ids: list[int], counts: dict[int, int]) -> None:

@@ -236,6 +236,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "experiments.queue_due_looks",
         "schedule": env.float("LOOK_SWEEP_SECONDS", default=15.0),
     },
+    # CUPED: gives the covariates of the units assigned since the last run their arm, so that the
+    # analysis reads plain aggregates (experiments.db.covariate_arms).
+    "resolve-covariate-arms": {
+        "task": "experiments.resolve_covariate_arms",
+        "schedule": env.float("COVARIATE_ARMS_SECONDS", default=60.0),
+    },
 }
 # An analysis without a result whose experiment row is not locked (no worker runs it) is
 # queued again this long after it was handed to the broker: a lost message or a worker that

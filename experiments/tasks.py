@@ -63,3 +63,19 @@ def run_interim_look(experiment_id: int, index: int) -> str | None:
 def queue_due_looks() -> list[list[int]]:
     """Beat job: queue every running experiment's interim look whose time has come."""
     return [list(pair) for pair in experiments_queue_due_looks()]
+
+
+@shared_task(
+    name="experiments.resolve_covariate_arms",
+    acks_late=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=True,
+    max_retries=3,
+    soft_time_limit=50,
+    time_limit=55,
+)
+def resolve_covariate_arms() -> int:
+    """Beat job: give their arm to the covariates of the units assigned since the last run (CUPED)."""
+    from experiments.services.covariates import covariate_arms_resolve_running
+
+    return covariate_arms_resolve_running()

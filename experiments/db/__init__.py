@@ -59,17 +59,20 @@ def experiment_state_row(key: str, unit: str | None) -> dict[str, Any] | None:
     return backend().experiment_state_row(key, unit)
 
 
-def insert_observations(experiment_id: int, pairing: list, records: list[tuple], now: datetime) -> int:
+def insert_observations(experiment_id: int, pairing: list, records: list[tuple], now: datetime, *,
+                        covariates: bool = False) -> int:
     """Insert observation records, skipping ids already stored or repeated, and add them to the unit sums.
 
     Records: (variant_id, unit, value, latency_ms, observed_at, idempotency_key, metric_position).
+    `covariates`: the experiment has CUPED metrics, so a new unit sum takes its unit's covariate.
     """
-    return backend().insert_observations(experiment_id, pairing, records, now)
+    return backend().insert_observations(experiment_id, pairing, records, now, covariates=covariates)
 
 
-def rebuild_unit_outcomes(experiment_id: int, pairing: list) -> int:
-    """Recompute an experiment's unit outcomes from its stored observations; returns the row count."""
-    return backend().rebuild_unit_outcomes(experiment_id, pairing)
+def rebuild_unit_outcomes(experiment_id: int, pairing: list, *, covariates: bool = False) -> int:
+    """Recompute an experiment's unit outcomes from its stored observations (and, with `covariates`,
+    their units' covariates); returns the row count."""
+    return backend().rebuild_unit_outcomes(experiment_id, pairing, covariates=covariates)
 
 
 def tune_analysis_session() -> None:

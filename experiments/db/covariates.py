@@ -12,6 +12,11 @@ from `connection.vendor`, as experiments.db.backend() does. Both give the same r
 - Portable (SQLite): the stored keys are read first (SQLite runs one writer at a time), then
   the new rows go in through `bulk_create(ignore_conflicts=True)`.
 
+Every path also keeps CUPED's precomputed columns (experiments.db.covariate_arms): a new
+covariate takes its unit's arm where the unit is assigned, the unit's outcome rows of that
+metric take the covariate, and each runs under the experiment's exclusive advisory lock, so
+that no observation batch commits beside it.
+
 Records are (metric_position, unit, value), already checked by experiments.services.covariates.
 
 `import_covariates_csv` is PostgreSQL's fast path for a CSV file: its bytes are COPYed into a
@@ -31,21 +36,35 @@ import orjson
 from django.db import IntegrityError, connection, transaction
 from psycopg.errors import UniqueViolation
 
+from experiments.db.covariate_arms import covariate_of_outcomes_sql, lock_for_covariates
 from experiments.db.postgresql_csv import identifier_rule, pipe_copy, stage_csv
 from experiments.limits import MAX_ABS_VALUE, MAX_UNIT_LENGTH
-from experiments.models import Covariate
+from experiments.models import Assignment, Covariate, UnitOutcome
 
+ASSIGNMENTS = Assignment._meta.db_table
 COVARIATES = Covariate._meta.db_table
+OUTCOMES = UnitOutcome._meta.db_table
 # The temporary table a CSV file is COPYed into as it is (text columns, numbered in the file's order).
 STAGED = "staged_covariate_csv"
 
+# The unit's arm where it is assigned (`{rows}`: the relation of the new rows), and the covariate
+# on the unit's outcome rows already stored (experiments.db.covariate_arms), from the CTE
+# `inserted` of the rows a statement stored.
+_ARM_JOIN = (f"LEFT JOIN {ASSIGNMENTS} AS assignment ON assignment.experiment_id = %(experiment_id)s "
+             "AND assignment.unit = {rows}.unit")
+_COLUMNS = "experiment_id, metric_position, unit, value, received_at, variant_id"
+_RETURNING = "RETURNING metric_position, unit, value"
+_OUTCOMES_CTE = f"outcomes AS ({covariate_of_outcomes_sql('inserted')})"
+
 _INSERT_SQL = (
-    f"INSERT INTO {COVARIATES} (experiment_id, metric_position, unit, value, received_at) "
-    "SELECT %(experiment_id)s, position::smallint, unit, value::float8, %(now)s FROM ROWS FROM "
+    f"WITH inserted AS (INSERT INTO {COVARIATES} ({_COLUMNS}) "
+    "SELECT %(experiment_id)s, new.position::smallint, new.unit, new.value::float8, %(now)s, assignment.variant_id "
+    "FROM ROWS FROM "
     "(json_array_elements_text(%(positions)s::json), json_array_elements_text(%(units)s::json), "
     "json_array_elements_text(%(values)s::json)) WITH ORDINALITY AS new(position, unit, value, line) "
-    "ORDER BY line "
-    "ON CONFLICT (experiment_id, metric_position, unit) DO NOTHING RETURNING 1"
+    f"{_ARM_JOIN.format(rows='new')} ORDER BY new.line "
+    f"ON CONFLICT (experiment_id, metric_position, unit) DO NOTHING {_RETURNING}), {_OUTCOMES_CTE} "
+    "SELECT COUNT(*) FROM inserted"
 )
 
 _STAGING_SQL = (
@@ -56,11 +75,12 @@ _STAGING_SQL = (
 
 _FROM_STAGING_SQL = (
     "WITH inserted AS ("
-    f"INSERT INTO {COVARIATES} (experiment_id, metric_position, unit, value, received_at) "
-    "SELECT %(experiment_id)s, metric_position, unit, value, %(now)s FROM ("
+    f"INSERT INTO {COVARIATES} ({_COLUMNS}) "
+    "SELECT %(experiment_id)s, first_values.metric_position, first_values.unit, first_values.value, %(now)s, "
+    "assignment.variant_id FROM ("
     "SELECT DISTINCT ON (metric_position, unit) metric_position, unit, value FROM staged_covariate "
-    "ORDER BY metric_position, unit, line) AS first_values "
-    "ON CONFLICT (experiment_id, metric_position, unit) DO NOTHING RETURNING 1) "
+    f"ORDER BY metric_position, unit, line) AS first_values {_ARM_JOIN.format(rows='first_values')} "
+    f"ON CONFLICT (experiment_id, metric_position, unit) DO NOTHING {_RETURNING}), {_OUTCOMES_CTE} "
     "SELECT COUNT(*) FROM inserted"
 )
 
@@ -85,6 +105,7 @@ def insert_covariates(experiment_id: int, records: list[tuple[int, str, float]],
     records = _first_of_each(records)
     if not records:
         return 0
+    lock_for_covariates(experiment_id)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(_INSERT_SQL, {
@@ -94,20 +115,26 @@ def insert_covariates(experiment_id: int, records: list[tuple[int, str, float]],
                 # repr keeps every digit of a double; the values are finite (checked before).
                 "values": _dumps([repr(float(value)) for _, _, value in records]),
             })
-            return len(cursor.fetchall())
+            return cursor.fetchone()[0]
     return _insert_portable(experiment_id, records, now)
 
 
 def _insert_portable(experiment_id: int, records: list[tuple[int, str, float]], now: datetime) -> int:
-    stored = set()
+    """As the PostgreSQL statement: the first value of each, with its unit's arm, and on its outcome rows."""
+    stored, arms = set(), {}
     for start in range(0, len(records), 500):
-        part = records[start:start + 500]
-        stored |= set(Covariate.objects.filter(experiment_id=experiment_id, unit__in={u for _, u, _ in part})
+        units = {u for _, u, _ in records[start:start + 500]}
+        stored |= set(Covariate.objects.filter(experiment_id=experiment_id, unit__in=units)
                       .values_list("metric_position", "unit"))
+        arms.update(Assignment.objects.filter(experiment_id=experiment_id, unit__in=units)
+                    .values_list("unit", "variant_id"))
     fresh = [Covariate(experiment_id=experiment_id, metric_position=position, unit=unit, value=value,
-                       received_at=now)
+                       received_at=now, variant_id=arms.get(unit))
              for position, unit, value in records if (position, unit) not in stored]
     Covariate.objects.bulk_create(fresh, ignore_conflicts=True, batch_size=500)
+    for covariate in fresh:
+        UnitOutcome.objects.filter(experiment_id=experiment_id, metric_position=covariate.metric_position,
+                                   unit=covariate.unit).update(covariate=covariate.value)
     return len(fresh)
 
 
@@ -118,6 +145,7 @@ def import_covariates(experiment_id: int, chunks: Iterable[list[tuple[int, str, 
     PostgreSQL: COPY into the staging table, then one INSERT ... SELECT ... ON CONFLICT DO NOTHING.
     An exception raised while the chunks are produced (a bad row) leaves the caller to roll back.
     """
+    lock_for_covariates(experiment_id)
     if connection.vendor != "postgresql":
         accepted = total = 0
         for chunk in chunks:
@@ -137,6 +165,17 @@ def import_covariates(experiment_id: int, chunks: Iterable[list[tuple[int, str, 
         accepted = cursor.fetchone()[0]
         cursor.execute("DROP TABLE staged_covariate")
     return accepted, total - accepted
+
+
+def _covariates_on_stored_outcomes(cursor, experiment_id: int) -> None:
+    """After a fresh import (every covariate of the experiment is new): the covariate on the outcome
+    rows already stored. Usually there are none (covariates are loaded in draft): then no join."""
+    params = {"experiment_id": experiment_id}
+    cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {OUTCOMES} WHERE experiment_id = %(experiment_id)s)", params)
+    if cursor.fetchone()[0]:
+        source = (f"(SELECT metric_position, unit, value FROM {COVARIATES} "
+                  "WHERE experiment_id = %(experiment_id)s)")
+        cursor.execute(covariate_of_outcomes_sql(source), params)
 
 
 def _checked_sql(columns: list[str], metrics: dict[str, int]) -> tuple[str, dict]:
@@ -175,13 +214,16 @@ def _import_fresh(cursor, experiment_id: int, path: Path, columns: list[str], me
             source.execute("SET work_mem = '256MB'")
             staged = stage_csv(source, path, columns, numbered=True, on_bytes=on_bytes, table=STAGED)
             sql, names = _checked_sql(columns, metrics)
+            # The reader's snapshot is taken after this transaction's lock (lock_for_covariates): it sees
+            # every assignment the resolver may have passed (experiments.db.covariate_arms).
             rows = source.mogrify(
-                f"SELECT %(experiment_id)s::bigint, metric_position, unit, value, %(now)s::timestamptz "
-                f"FROM ({sql}) AS checked", {"experiment_id": experiment_id, "now": now, **names})
+                f"SELECT %(experiment_id)s::bigint, checked.metric_position, checked.unit, checked.value, "
+                f"%(now)s::timestamptz, assignment.variant_id FROM ({sql}) AS checked "
+                f"{_ARM_JOIN.format(rows='checked')}", {"experiment_id": experiment_id, "now": now, **names})
             try:
                 with transaction.atomic(), connection.wrap_database_errors:
-                    pipe_copy(source, rows, cursor.cursor,
-                          f"COPY {COVARIATES} (experiment_id, metric_position, unit, value, received_at)")
+                    pipe_copy(source, rows, cursor.cursor, f"COPY {COVARIATES} ({_COLUMNS})")
+                    _covariates_on_stored_outcomes(cursor, experiment_id)
             except IntegrityError as error:
                 if isinstance(error.__cause__, UniqueViolation):
                     return None
@@ -203,6 +245,7 @@ def import_covariates_csv(*, experiment_id: int, path: Path, columns: list[str],
     if connection.vendor != "postgresql":
         return None
     params = {"experiment_id": experiment_id, "now": now}
+    lock_for_covariates(experiment_id)
     with connection.cursor() as cursor, connection.wrap_database_errors:
         cursor.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {COVARIATES} WHERE experiment_id = %(experiment_id)s)",
                        params)
@@ -216,11 +259,12 @@ def import_covariates_csv(*, experiment_id: int, path: Path, columns: list[str],
         sql, names = _checked_sql(columns, metrics)
         cursor.execute(f"""
             WITH inserted AS (
-                INSERT INTO {COVARIATES} (experiment_id, metric_position, unit, value, received_at)
-                SELECT %(experiment_id)s, metric_position, unit, value, %(now)s FROM (
+                INSERT INTO {COVARIATES} ({_COLUMNS})
+                SELECT %(experiment_id)s, first_values.metric_position, first_values.unit, first_values.value,
+                       %(now)s, assignment.variant_id FROM (
                     SELECT DISTINCT ON (metric_position, unit) metric_position, unit, value FROM ({sql}) AS checked
-                    ORDER BY metric_position, unit, line) AS first_values
-                ON CONFLICT (experiment_id, metric_position, unit) DO NOTHING RETURNING 1)
+                    ORDER BY metric_position, unit, line) AS first_values {_ARM_JOIN.format(rows='first_values')}
+                ON CONFLICT (experiment_id, metric_position, unit) DO NOTHING {_RETURNING}), {_OUTCOMES_CTE}
             SELECT COUNT(*) FROM inserted""", {**params, **names})
         accepted = cursor.fetchone()[0]
         cursor.execute(f"DROP TABLE {STAGED}")

@@ -1,4 +1,4 @@
-"""CUPED's covariate sums of an A/B experiment's CUPED metrics, per metric and arm, in one query (DESIGN.md, CUPED).
+"""CUPED's covariate sums of an A/B experiment's CUPED metrics, per metric and arm: plain aggregates.
 
 Per metric position and variant: the sums of x, x^2 and x*y, x a unit's `Covariate` of that
 metric and y its value by the per-unit rule of `experiments.unit_outcomes.read` (binary:
@@ -6,61 +6,57 @@ any 1; continuous: the sum of its values, or with `aggregation: mean` their mean
 sums of y and y^2 are the arm's summary that `unit_outcomes.read` already computed: they are
 not read twice.
 
-A unit without a covariate has x = 0, so it adds nothing to these sums and the query starts
-from the covariates, not from the assignments: it reads each covariate row once, joined to
-its unit's assignment (its arm) and, where the unit has one, its outcome of the same metric.
-With `sum` every assigned unit is in the arm, so x and x^2 are summed over every assigned
-unit with a covariate; with `mean` only the units with an observation are (`sum_x_observed`,
-`sum_x2_observed`). A unit with a covariate and no observation has y = 0 (`sum`) or is not in
-the arm (`mean`): either way it adds nothing to x*y, which SQL's NULL product gives.
-
-One query for every CUPED metric: no slower than one query per metric (the formulations tried,
-and their times at 10M observations, are bench/probes/cuped_formulations.sql and bench/README.md),
-and the arm's n and y sums are not computed twice. Either way the cost is the join of each covariate
-to its unit's arm and outcome (hash tables of the assignments and outcomes): covariates arrive
-before their units are assigned, so they cannot carry the arm, and the join is inherent to
-adjusting at analysis time (bench/README.md, CUPED).
+A unit without a covariate has x = 0 and adds nothing. With `sum` every assigned unit is in
+the arm, so x and x^2 are summed over the covariates by the arm each one carries
+(`Covariate.variant_id`, empty for a unit never assigned); with `mean` only the units with an
+observation are, so they are summed over the outcome rows' covariates (`UnitOutcome.covariate`),
+as x*y always is (a unit without an observation has y = 0 or is not in the arm: it adds nothing).
+Both columns are kept while the test runs (experiments.db.covariate_arms), so this is two plain
+aggregates, one over the covariates and one over the outcome rows, with no join: joining every
+covariate to its unit's assignment and outcome at analysis time cost 5-8x reading the rows at
+10M observations (the formulations tried: bench/probes/cuped_formulations.sql; figures:
+bench/README.md, CUPED). `JOINED_SQL` in tests/experiments/db/test_covariate_arms.py keeps that
+former query as the reference these sums must equal.
 Plain SQL that PostgreSQL and SQLite both run: both engine modules re-export `covariate_sums`.
 """
 
 from django.db import connection
 
 from experiments.choices import Aggregation, MetricType
-from experiments.models import Assignment, Covariate, UnitOutcome
+from experiments.models import Covariate, UnitOutcome
 
-ASSIGNMENTS = Assignment._meta.db_table
 OUTCOMES = UnitOutcome._meta.db_table
 COVARIATES = Covariate._meta.db_table
 
 
 def _value(metric_type: str, aggregation: str) -> str:
-    """SQL of a unit's value from its outcome row `o` (NULL when it has none)."""
+    """SQL of a unit's value from its outcome row (its `total` and `count`)."""
     if metric_type == MetricType.BINARY:
-        return "CASE WHEN o.total > 0 THEN 1.0 ELSE 0.0 END"
+        return "CASE WHEN total > 0 THEN 1.0 ELSE 0.0 END"
     if aggregation == Aggregation.MEAN:
-        return "o.total / o.count"
-    return "o.total"
+        return "total / count"
+    return "total"
 
 
-def covariate_sums_sql(metrics: dict[int, tuple[str, str]]) -> tuple[str, list]:
-    """The aggregate of the CUPED metrics {position: (metric_type, aggregation)} and its parameters
-    (after the experiment id, which comes first)."""
+def _positions(positions: list[int]) -> str:
+    return ", ".join(str(int(position)) for position in positions)
+
+
+def covariate_sums_sql(metrics: dict[int, tuple[str, str]]) -> tuple[str, str]:
+    """The two aggregates of the CUPED metrics {position: (metric_type, aggregation)}, each taking the
+    experiment id as its one parameter: (x and x^2 per metric and stored arm over the covariates;
+    x, x^2 and x*y per metric and variant over the outcome rows)."""
     positions = sorted(metrics)
-    value = "CASE o.metric_position " + " ".join(
-        f"WHEN {position} THEN {_value(*metrics[position])}" for position in positions) + " END"
-    sql = (
-        "SELECT c.metric_position, a.variant_id, SUM(c.value), SUM(c.value * c.value), "
-        "SUM(CASE WHEN o.unit IS NOT NULL THEN c.value END), "
-        "SUM(CASE WHEN o.unit IS NOT NULL THEN c.value * c.value END), "
-        f"SUM(c.value * ({value})) "
-        f"FROM {COVARIATES} c "
-        f"JOIN {ASSIGNMENTS} a ON a.experiment_id = c.experiment_id AND a.unit = c.unit "
-        f"LEFT JOIN {OUTCOMES} o ON o.experiment_id = c.experiment_id AND o.metric_position = c.metric_position "
-        "AND o.unit = c.unit AND o.variant_id = a.variant_id "
-        f"WHERE c.experiment_id = %s AND c.metric_position IN ({', '.join(['%s'] * len(positions))}) "
-        "GROUP BY c.metric_position, a.variant_id"
-    )
-    return sql, positions
+    value = "CASE metric_position " + " ".join(
+        f"WHEN {int(position)} THEN {_value(*metrics[position])}" for position in positions) + " END"
+    by_arm = (f"SELECT metric_position, variant_id, SUM(value), SUM(value * value) FROM {COVARIATES} "
+              f"WHERE experiment_id = %s AND metric_position IN ({_positions(positions)}) AND variant_id IS NOT NULL "
+              "GROUP BY metric_position, variant_id")
+    observed = (f"SELECT metric_position, variant_id, SUM(covariate), SUM(covariate * covariate), "
+                f"SUM(covariate * ({value})) FROM {OUTCOMES} "
+                f"WHERE experiment_id = %s AND metric_position IN ({_positions(positions)}) "
+                "GROUP BY metric_position, variant_id")
+    return by_arm, observed
 
 
 def covariate_sums(experiment_id: int, metrics: dict[int, tuple[str, str]]) -> dict[int, dict[int, tuple]]:
@@ -69,12 +65,15 @@ def covariate_sums(experiment_id: int, metrics: dict[int, tuple[str, str]]) -> d
     covariate is absent."""
     if not metrics:
         return {}
-    sql, positions = covariate_sums_sql(metrics)
+    by_arm, observed = covariate_sums_sql(metrics)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [experiment_id, *positions])
-        rows = cursor.fetchall()
-    sums: dict[int, dict[int, tuple]] = {position: {} for position in positions}
-    for position, variant_id, x, x2, x_observed, x2_observed, xy in rows:
+        cursor.execute(by_arm, [experiment_id])
+        arms = cursor.fetchall()
+        cursor.execute(observed, [experiment_id])
+        outcomes = {(position, variant_id): sums for position, variant_id, *sums in cursor.fetchall()}
+    sums: dict[int, dict[int, tuple]] = {position: {} for position in metrics}
+    for position, variant_id, x, x2 in arms:
+        x_observed, x2_observed, xy = outcomes.get((position, variant_id), (None, None, None))
         if metrics[position][1] == Aggregation.MEAN:
             x, x2 = x_observed, x2_observed
         sums[position][variant_id] = (float(x or 0.0), float(x2 or 0.0), float(xy or 0.0))

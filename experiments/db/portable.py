@@ -85,7 +85,8 @@ def experiment_state_row(key: str, unit: str | None) -> dict[str, Any] | None:
     return row
 
 
-def insert_observations(experiment_id: int, pairing: list[Pairing], records: list[tuple], now: datetime) -> int:
+def insert_observations(experiment_id: int, pairing: list[Pairing], records: list[tuple], now: datetime, *,
+                        covariates: bool = False) -> int:
     """Insert the records, skipping ids already stored or repeated, and add them to the unit sums.
 
     `records` are (variant_id, unit, value, latency_ms, observed_at, idempotency_key,
@@ -107,11 +108,12 @@ def insert_observations(experiment_id: int, pairing: list[Pairing], records: lis
             observed_at=observed_at, received_at=now, idempotency_key=key, metric_position=metric,
         ))
     Observation.objects.bulk_create(fresh, batch_size=1000)
-    add_rows(experiment_id, pairing, ((o.metric_position, o.unit, o.variant_id, o.value) for o in fresh))
+    add_rows(experiment_id, pairing, ((o.metric_position, o.unit, o.variant_id, o.value) for o in fresh),
+             covariates=covariates)
     return len(fresh)
 
 
-def rebuild_unit_outcomes(experiment_id: int, pairing: list[Pairing]) -> int:
+def rebuild_unit_outcomes(experiment_id: int, pairing: list[Pairing], *, covariates: bool = False) -> int:
     """Recompute the experiment's unit outcomes from its stored observations; returns the row count.
 
     Summed in Python (SQLite cannot name the columns of the pairings' VALUES list).
@@ -119,7 +121,7 @@ def rebuild_unit_outcomes(experiment_id: int, pairing: list[Pairing]) -> int:
     UnitOutcome.objects.filter(experiment_id=experiment_id).delete()
     observations = (Observation.objects.filter(experiment_id=experiment_id).order_by()
                     .values_list("metric_position", "unit", "variant_id", "value").iterator())
-    return add_rows(experiment_id, pairing, observations)
+    return add_rows(experiment_id, pairing, observations, covariates=covariates)
 
 
 def tune_analysis_session() -> None:

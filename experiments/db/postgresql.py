@@ -34,6 +34,7 @@ from django.db import connection, transaction
 from django.db.models import Aggregate, Avg, Count, FloatField
 
 from experiments.db.postgresql_csv import import_csv
+from experiments.db.covariate_arms import lock_for_observations
 from experiments.db.cuped_statistics import covariate_sums
 from experiments.db.postgresql_sums import OBSERVATION_COLUMNS, add_from_sql, rebuild_unit_outcomes
 from experiments.db.rows import Latency
@@ -162,13 +163,18 @@ def store_assignment(experiment_id: int, unit: str, variant_id: int, now: dateti
     return inserted[0] if inserted else None
 
 
-def insert_observations(experiment_id: int, pairing: list[Pairing], records: list[tuple], now: datetime) -> int:
+def insert_observations(experiment_id: int, pairing: list[Pairing], records: list[tuple], now: datetime, *,
+                        covariates: bool = False) -> int:
     """Insert the records, skipping ids already stored or repeated, and add them to the unit sums.
 
     `records` are (variant_id, unit, value, latency_ms, observed_at, idempotency_key,
     metric_position), of any metrics; returns how many were inserted. An id is skipped when
     stored before under the same metric, and each metric's values add to its own unit sums.
+    `covariates` (CUPED metrics): a new unit sum takes its unit's covariate, under the lock that
+    keeps a covariate batch from committing beside it (experiments.db.covariate_arms).
     """
+    if covariates:
+        lock_for_observations(experiment_id)
     with connection.cursor() as cursor:
         cursor.execute(_INCOMING_TABLE_SQL)
         cursor.execute("TRUNCATE incoming_observation")
@@ -180,7 +186,7 @@ def insert_observations(experiment_id: int, pairing: list[Pairing], records: lis
             f"SELECT %(experiment_id)s, %(now)s, {OBSERVATION_COLUMNS} FROM incoming_observation "
             "ON CONFLICT (experiment_id, metric_position, idempotency_key) DO NOTHING "
             "RETURNING metric_position, unit, variant_id, value), "
-            f"summed AS ({add_from_sql('inserted', pairing)}) "
+            f"summed AS ({add_from_sql('inserted', pairing, covariates=covariates)}) "
             "SELECT COUNT(*) FROM inserted",
             {"experiment_id": experiment_id, "now": now},
         )

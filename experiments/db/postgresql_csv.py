@@ -36,12 +36,12 @@ from django.db import IntegrityError, connection, transaction
 from psycopg.errors import UniqueViolation
 
 from experiments.choices import Design
-from experiments.db.postgresql_sums import OBSERVATION_COLUMNS, add_from_sql, summed_rows_sql
+from experiments.db.covariate_arms import lock_for_observations
+from experiments.db.postgresql_sums import OBSERVATION_COLUMNS, add_from_sql, outcome_columns, summed_rows_sql
 from experiments.limits import MAX_ABS_VALUE, MAX_ID_LENGTH, MAX_LATENCY_MS, MAX_UNIT_LENGTH
 from experiments.models import observed_metrics
 from experiments.models import Assignment, Experiment, Observation, UnitOutcome
-from experiments.unit_outcomes.write import COLUMNS as OUTCOME_COLUMNS
-from experiments.unit_outcomes.write import pairings
+from experiments.unit_outcomes.write import pairings, takes_covariates
 
 COPY_BLOCK = 1 << 20
 PIPE_BLOCK = 1 << 17   # psycopg splits larger writes into blocks of this size anyway
@@ -75,20 +75,27 @@ def import_csv(*, experiment: Experiment, path: Path, columns: list[str], now: d
     part of a COPY per row (see bench/README.md).
     """
     joined = experiment.design == Design.AB
+    # CUPED metrics: each new unit sum takes its unit's covariate, under the lock that keeps a
+    # covariate batch from committing beside it (experiments.db.covariate_arms). Taken first, so
+    # that the second connection's snapshot of the covariates comes after it.
+    covariates = takes_covariates(experiment)
+    if covariates:
+        lock_for_observations(experiment.id)
     with connection.cursor() as cursor, connection.wrap_database_errors:
         cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
-        counts = _import_fresh(cursor, experiment, path, columns, now, joined, on_bytes) if fresh else None
+        counts = (_import_fresh(cursor, experiment, path, columns, now, joined, covariates, on_bytes)
+                  if fresh else None)
         if counts is None:   # (the progress bar has seen the file once already if fresh)
             staged = stage_csv(cursor.cursor, path, columns, numbered=joined,
                             on_bytes=(lambda n: None) if fresh else on_bytes)
-            cursor.execute(*_insert_sql(experiment, set(columns), now, joined=joined))
+            cursor.execute(*_insert_sql(experiment, set(columns), now, joined=joined, covariates=covariates))
             inserted = cursor.fetchone()[0]
             counts = (inserted, staged - inserted)
     return counts
 
 
 def _import_fresh(cursor, experiment: Experiment, path: Path, columns: list[str], now, joined: bool,
-                  on_bytes: Callable[[int], None]) -> tuple[int, int] | None:
+                  covariates: bool, on_bytes: Callable[[int], None]) -> tuple[int, int] | None:
     """Import into an experiment without observations, on two database backends at once.
 
     A second connection stages the file, converts and checks the rows and streams them, then
@@ -114,12 +121,13 @@ def _import_fresh(cursor, experiment: Experiment, path: Path, columns: list[str]
                 "SELECT %(experiment_id)s::bigint, %(now)s::timestamptz, variant_id::bigint, unit, value, latency_ms, "
                 f"observed_at, idempotency_key, metric_position::smallint FROM ({sql.checked}) AS checked", sql.params)
             pairing = pairings(experiment.design, experiment.variants.all())
-            sums = source.mogrify(summed_rows_sql(f"({sql.typed})", pairing), sql.params)
+            sums = source.mogrify(summed_rows_sql(f"({sql.typed})", pairing, covariates=covariates), sql.params)
             try:
                 with transaction.atomic(), connection.wrap_database_errors:
                     pipe_copy(source, rows, cursor.cursor, f"COPY {Observation._meta.db_table} (experiment_id, "
                           f"received_at, {OBSERVATION_COLUMNS})")
-                    pipe_copy(source, sums, cursor.cursor, f"COPY {UnitOutcome._meta.db_table} ({OUTCOME_COLUMNS})")
+                    pipe_copy(source, sums, cursor.cursor,
+                              f"COPY {UnitOutcome._meta.db_table} ({outcome_columns(covariates)})")
             except IntegrityError as error:
                 if isinstance(error.__cause__, UniqueViolation):
                     return None
@@ -289,7 +297,8 @@ def _checked_sql(experiment: Experiment, columns: set[str], now, *, joined: bool
     return CheckedSql(typed, checked, _params(experiment, variants, metrics, now))
 
 
-def _insert_sql(experiment: Experiment, columns: set[str], now, *, joined: bool) -> tuple[str, dict[str, Any]]:
+def _insert_sql(experiment: Experiment, columns: set[str], now, *, joined: bool,
+                covariates: bool = False) -> tuple[str, dict[str, Any]]:
     """One statement: insert the checked rows, skipping ids stored before, and add them to the unit sums."""
     checked = _checked_sql(experiment, columns, now, joined=joined, ordered=joined)
     sql = f"""
@@ -298,6 +307,7 @@ def _insert_sql(experiment: Experiment, columns: set[str], now, *, joined: bool)
             SELECT %(experiment_id)s, %(now)s, {OBSERVATION_COLUMNS} FROM ({checked.checked}) AS checked
             ON CONFLICT (experiment_id, metric_position, idempotency_key) DO NOTHING
             RETURNING metric_position, unit, variant_id, value
-        ), summed AS ({add_from_sql('inserted', pairings(experiment.design, experiment.variants.all()))})
+        ), summed AS ({add_from_sql('inserted', pairings(experiment.design, experiment.variants.all()),
+                                    covariates=covariates)})
         SELECT COUNT(*) FROM inserted"""
     return sql, checked.params

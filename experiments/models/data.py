@@ -113,8 +113,8 @@ class Observation(models.Model):
 class Covariate(models.Model):
     """A unit's value of a metric before the test (CUPED): one per (experiment, metric, unit).
 
-    Needs no assignment (it may arrive before the unit is ever assigned); the analysis joins
-    it to the unit's outcome and counts a unit without one as 0.
+    Needs no assignment (it may arrive before the unit is ever assigned); the analysis counts a
+    unit without one as 0.
     """
 
     pk = models.CompositePrimaryKey("experiment_id", "metric_position", "unit")
@@ -128,6 +128,14 @@ class Covariate(models.Model):
     unit = models.CharField("unit", max_length=MAX_UNIT_LENGTH)
     value = models.FloatField("value", help_text="Any finite number.")
     received_at = models.DateTimeField("received at", auto_now_add=True)
+    # The unit's arm, kept while the test runs so that the analysis need not join every covariate
+    # to its assignment (experiments.db.covariate_arms says who sets it, and when). No database
+    # constraint, as for the other ids; a variant is only ever deleted with its experiment.
+    variant = models.ForeignKey(
+        Variant, on_delete=models.DO_NOTHING, related_name="+", verbose_name="variant", db_constraint=False,
+        db_index=False, null=True, blank=True,
+        help_text="The unit's assigned variant; empty until the unit is assigned.",
+    )
 
     def __str__(self) -> str:
         return f"{self.experiment_id}:{self.unit}~{self.value}"
@@ -168,6 +176,12 @@ class UnitOutcome(models.Model):
         "champion's observations", default=0, help_text="Champion/challenger only (0 for A/B).",
     )
     control_total = models.FloatField("sum of the champion's values", default=0.0)
+    # CUPED: the unit's covariate of this metric, kept at ingestion so that the analysis's x*y
+    # is a plain aggregate of these rows (experiments.db.covariate_arms).
+    covariate = models.FloatField(
+        "covariate", null=True, blank=True,
+        help_text="CUPED metrics (A/B): the unit's covariate of this metric; empty without one.",
+    )
 
     def __str__(self) -> str:
         return f"{self.experiment_id}:{self.unit}/{self.variant_id}"

@@ -167,6 +167,11 @@ class Experiment(models.Model):
         "observations", default=0, editable=False,
         help_text="Observations stored so far (kept by ingestion, so that progress never counts millions of rows).",
     )
+    # CUPED: the assignments whose covariates have their arm (experiments.db.covariate_arms).
+    covariate_arms_through = models.BigIntegerField(
+        "covariate arms resolved through", default=0, editable=False,
+        help_text="CUPED: every assignment up to this id has given its arm to its unit's covariates.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
         related_name="+", verbose_name="created by", editable=False,

@@ -6,7 +6,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.text import slugify
 
-from experiments.choices import Aggregation, Direction, MetricRole, MetricType
+from experiments.choices import Aggregation, Design, Direction, MetricRole, MetricType
 from experiments.limits import MAX_KEY_LENGTH
 
 
@@ -16,10 +16,12 @@ def default_metric_key(name: str) -> str:
 
 
 class ObservedMetric(NamedTuple):
-    """What an observation naming a metric is stored under, and whether its value must be 0 or 1."""
+    """What an observation naming a metric is stored under, whether its value must be 0 or 1, and
+    whether it uses CUPED (A/B only), so that its unit sums carry the unit's covariate."""
 
     position: int
     binary: bool
+    cuped: bool = False
 
 
 def observed_metrics(experiment) -> dict[str, ObservedMetric]:
@@ -28,9 +30,12 @@ def observed_metrics(experiment) -> dict[str, ObservedMetric]:
     The one place that maps `metric` keys to `metric_position`, for the REST and row-by-row
     path (experiments.services.ingestion) and the in-database CSV import alike.
     """
-    metrics = {experiment.metric_key: ObservedMetric(0, experiment.metric_type == MetricType.BINARY)}
+    ab = experiment.design == Design.AB
+    metrics = {experiment.metric_key: ObservedMetric(0, experiment.metric_type == MetricType.BINARY,
+                                                     ab and bool(experiment.cuped))}
     for metric in experiment.metrics.all():
-        metrics[metric.key] = ObservedMetric(metric.position, metric.metric_type == MetricType.BINARY)
+        metrics[metric.key] = ObservedMetric(metric.position, metric.metric_type == MetricType.BINARY,
+                                             ab and bool(metric.cuped))
     return metrics
 
 

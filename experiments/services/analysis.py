@@ -33,6 +33,7 @@ from experiments.errors import WrongState
 from experiments.lock import UNLOCKS_AT, ensure_unlocked, lifted
 from experiments.models import AnalysisResult, Experiment, InterimLook
 from experiments.services.audit import audit_record
+from experiments.services.covariates import covariate_arms_resolve
 from experiments.services.promotion import experiment_promote
 from experiments.unit_outcomes.read import analysis_data_by_metric
 
@@ -263,6 +264,8 @@ def _with_covariates(experiment: Experiment, plan: AnalysisPlan,
     summary, the x sums come from `db.covariate_sums` (one query for every CUPED metric)."""
     metrics = {position: (metric.metric_type, metric.aggregation)
                for position, metric in enumerate((plan.primary, *plan.metrics)) if metric.cuped}
+    if metrics:   # the arms of the units assigned since beat's last run, from its watermark
+        covariate_arms_resolve(experiment_id=experiment.id)
     sums = db.covariate_sums(experiment.id, metrics)
     variants = list(experiment.variants.all())
     result = dict(by_position)

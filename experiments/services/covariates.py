@@ -16,10 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from datetime import datetime
+
 from django.db import DatabaseError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from experiments.choices import Status
+from experiments.choices import Design, Status
+from experiments.db.covariate_arms import resolve_arms
 from experiments.db.covariates import import_covariates, import_covariates_csv, insert_covariates
 from experiments.errors import MalformedItems, RuleViolation, WrongState
 from experiments.limits import MAX_OBSERVATIONS_PER_REQUEST
@@ -181,3 +185,29 @@ def covariates_import_csv(*, experiment: Experiment, path: Path,
     except DatabaseError:
         return None   # rolled back: the row-by-row path imports the file or names its errors
     return None if counts is None else IngestResult(accepted=counts[0], duplicates=counts[1])
+
+
+@transaction.atomic
+def covariate_arms_resolve(*, experiment_id: int, now: datetime | None = None) -> int:
+    """Give their arm to the covariates of the units assigned since the experiment's watermark, and move
+    it (experiments.db.covariate_arms); returns how many covariates got their arm. Safe to repeat.
+
+    Run by beat for every running CUPED experiment, and by the analysis for the remainder.
+    """
+    watermark = (Experiment.objects.filter(pk=experiment_id)
+                 .values_list("covariate_arms_through", flat=True).first())
+    if watermark is None:
+        return 0
+    resolved, through = resolve_arms(experiment_id, watermark, now or timezone.now())
+    # Conditional: a concurrent run (the analysis, the beat) may have moved it further already.
+    Experiment.objects.filter(pk=experiment_id, covariate_arms_through__lt=through).update(
+        covariate_arms_through=through)
+    return resolved
+
+
+def covariate_arms_resolve_running(*, now: datetime | None = None) -> int:
+    """Beat: `covariate_arms_resolve` for every running A/B experiment with a CUPED metric, each in its
+    own transaction; returns how many covariates got their arm."""
+    running = (Experiment.objects.filter(status=Status.RUNNING, design=Design.AB)
+               .filter(Q(cuped=True) | Q(metrics__cuped=True)).values_list("pk", flat=True).distinct())
+    return sum(covariate_arms_resolve(experiment_id=pk, now=now) for pk in list(running))

@@ -31,11 +31,10 @@ class IngestResult:
     duplicates: int
 
 
-def _resolve(experiment: Experiment, variants: list[Variant], rows: list[ObservationRow],
+def _resolve(experiment: Experiment, variants: list[Variant], metrics: dict, rows: list[ObservationRow],
              errors: ItemErrors) -> list[tuple[int, int, ObservationRow]]:
     """Each row's (variant id, metric position, row), checked against the design's rules; problems go to `errors`."""
     variant_ids = {v.key: v.id for v in variants}
-    metrics = observed_metrics(experiment)
     primary = metrics[experiment.metric_key]
     paired = experiment.design == Design.CHAMPION_CHALLENGER
     assigned: dict[str, int] = {}
@@ -80,7 +79,8 @@ def observations_ingest(*, experiment: Experiment, rows: list[ObservationRow]) -
     ensure_taking_observations(experiment, now)
     errors = ItemErrors()
     variants = list(experiment.variants.all())
-    resolved = _resolve(experiment, variants, rows, errors)
+    metrics = observed_metrics(experiment)
+    resolved = _resolve(experiment, variants, metrics, rows, errors)
     if errors:
         raise RuleViolation(
             f"{len(errors.indexes)} observation(s) break a rule; nothing was stored.",
@@ -91,6 +91,8 @@ def observations_ingest(*, experiment: Experiment, rows: list[ObservationRow]) -
         for variant_id, position, row in resolved
     ]
     pairing = pairings(experiment.design, variants)
-    inserted = db.insert_observations(experiment.id, pairing, records, now) if records else 0
+    # CUPED metrics: each new unit sum takes its unit's covariate (experiments.db.covariate_arms).
+    covariates = any(metric.cuped for metric in metrics.values())
+    inserted = db.insert_observations(experiment.id, pairing, records, now, covariates=covariates) if records else 0
     Experiment.objects.filter(pk=experiment.pk).update(observation_count=F("observation_count") + inserted)
     return IngestResult(accepted=inserted, duplicates=len(records) - inserted)

@@ -14,7 +14,7 @@ from django.db import connection
 
 from experiments import db
 from experiments.choices import Design
-from experiments.models import Experiment, UnitOutcome, Variant
+from experiments.models import Covariate, Experiment, UnitOutcome, Variant, observed_metrics
 
 TABLE = UnitOutcome._meta.db_table
 COLUMNS = "experiment_id, metric_position, unit, variant_id, count, total, control_count, control_total"
@@ -46,16 +46,29 @@ ADD_ON_CONFLICT = f"""
             control_count = {TABLE}.control_count + excluded.control_count,
             control_total = {TABLE}.control_total + excluded.control_total"""
 
-_ADD_ONE_SQL = (f"INSERT INTO {TABLE} ({COLUMNS}) VALUES (%(experiment_id)s, %(metric)s, %(unit)s, %(target)s, "
-                f"%(count)s, %(total)s, %(control_count)s, %(control_total)s) {ADD_ON_CONFLICT}")
+# A row already stored keeps its covariate (ADD_ON_CONFLICT does not touch it).
+_ADD_ONE_SQL = (f"INSERT INTO {TABLE} ({COLUMNS}, covariate) VALUES (%(experiment_id)s, %(metric)s, %(unit)s, "
+                f"%(target)s, %(count)s, %(total)s, %(control_count)s, %(control_total)s, %(covariate)s) "
+                f"{ADD_ON_CONFLICT}")
 
 
-def add_rows(experiment_id: int, pairing: list[Pairing], rows: Iterable[tuple[int, str, int, float]]) -> int:
+def _covariates_of(experiment_id: int, units: set[str]) -> dict[tuple[int, str], float]:
+    """{(metric position, unit): covariate} of the units, read 500 at a time (SQLite's parameter limit)."""
+    units, found = sorted(units), {}
+    for start in range(0, len(units), 500):
+        found.update(((position, unit), value) for position, unit, value in Covariate.objects.filter(
+            experiment_id=experiment_id, unit__in=units[start:start + 500]).values_list(
+            "metric_position", "unit", "value"))
+    return found
+
+
+def add_rows(experiment_id: int, pairing: list[Pairing], rows: Iterable[tuple[int, str, int, float]], *,
+             covariates: bool = False) -> int:
     """Add the observations stored, (metric position, unit, variant id, value), to the sums, summed in Python.
 
     Returns the rows written. The same rows as experiments.db.postgresql_sums's `add_from_sql`,
     in the same (unit, metric, variant) order, so that concurrent batches lock shared rows in
-    one order and cannot deadlock.
+    one order and cannot deadlock. `covariates`: a new row takes its unit's covariate of the metric.
     """
     targets = defaultdict(list)
     for p in pairing:
@@ -72,13 +85,20 @@ def add_rows(experiment_id: int, pairing: list[Pairing], rows: Iterable[tuple[in
                 row[3] += value
     if not sums:
         return 0
+    found = _covariates_of(experiment_id, {unit for unit, _, _ in sums}) if covariates else {}
     with connection.cursor() as cursor:
         cursor.executemany(_ADD_ONE_SQL, [
             {"experiment_id": experiment_id, "metric": metric, "unit": unit, "target": target, "count": count,
-             "total": total, "control_count": control_count, "control_total": control_total}
+             "total": total, "control_count": control_count, "control_total": control_total,
+             "covariate": found.get((metric, unit))}
             for (unit, metric, target), (count, total, control_count, control_total) in sorted(sums.items())
         ])
     return len(sums)
+
+
+def takes_covariates(experiment: Experiment) -> bool:
+    """Whether the experiment has CUPED metrics, so that its unit sums carry covariates."""
+    return any(metric.cuped for metric in observed_metrics(experiment).values())
 
 
 def unit_outcomes_rebuild(experiment: Experiment) -> int:
@@ -87,4 +107,5 @@ def unit_outcomes_rebuild(experiment: Experiment) -> int:
     For data loaded around the ingestion service (bench/analysis.py) and as the reference
     the tests compare the incremental sums with.
     """
-    return db.rebuild_unit_outcomes(experiment.id, pairings(experiment.design, experiment.variants.all()))
+    return db.rebuild_unit_outcomes(experiment.id, pairings(experiment.design, experiment.variants.all()),
+                                    covariates=takes_covariates(experiment))
