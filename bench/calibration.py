@@ -694,7 +694,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--looks-only", action="store_true",
                         help="run only the interim-looks calibration (bench/calibration_looks.py)")
     parser.add_argument("--looks-simulations", type=int, default=None,
-                        help="A/A runs per interim-looks cell, schedule and spending function (default 2,000; "
+                        help="A/A runs per interim-looks cell, schedule and spending function (default 5,000; "
                              "A/B half)")
     args = parser.parse_args(argv)
     if args.looks_only:

@@ -65,7 +65,7 @@ ALPHA = 0.05
 POWER = 0.8
 FPR_TARGET = (0.04, 0.06)
 POWER_TOLERANCE = 0.03
-AA_SIMULATIONS = 2_000
+AA_SIMULATIONS = 5_000
 SPENDINGS = ("obrien_fleming", "pocock")
 SCHEDULES = {
     "3 equal": (1 / 3, 2 / 3, 1.0),
