@@ -301,7 +301,8 @@ class ExperimentSerializer(serializers.ModelSerializer):
         fields = (
             "key", "name", "hypothesis", "design", "metric", "metrics", "baseline_mean", "baseline_sd", "mde",
             "cuped", "expected_correlation", "sample_size_per_variant", "alpha", "power", "alternative", "duration", "grace_period",
-            "traffic_percent", "auto_promote", "looks", "spending", "salt", "status", "stop_reason", "variants", "protocol",
+            "traffic_percent", "auto_promote", "looks", "spending", "salt", "status", "stop_reason", "variants",
+            "protocol",
             "progress", "concluded_variant", "concluded_at", "champions", "warnings", "created_at", "updated_at",
         )
         read_only_fields = fields

@@ -16,7 +16,10 @@ aggregates, one over the covariates and one over the outcome rows, with no join:
 covariate to its unit's assignment and outcome at analysis time cost 5-8x reading the rows at
 10M observations (the formulations tried: bench/probes/cuped_formulations.sql; figures:
 bench/README.md, CUPED). `JOINED_SQL` in tests/experiments/db/test_covariate_arms.py keeps that
-former query as the reference these sums must equal.
+former query as the reference these sums must equal. The analysis itself reads the outcome rows'
+sums in the pass `unit_outcomes.read` already makes over those rows (`ab_summaries` with the CUPED
+positions) and combines them with `covariate_arm_sums` (`combined_sums`): the outcome rows are
+read once. `covariate_sums` runs both aggregates on its own (tests, bench/analysis_sql.py).
 Plain SQL that PostgreSQL and SQLite both run: both engine modules re-export `covariate_sums`.
 """
 
@@ -62,15 +65,29 @@ def covariate_sums_sql(metrics: dict[int, tuple[str, str]]) -> tuple[str, str]:
 def covariate_sums(experiment_id: int, metrics: dict[int, tuple[str, str]]) -> dict[int, dict[int, tuple]]:
     """{position: {variant id: (sum x, sum x^2, sum xy)}} of the CUPED metrics {position: (metric_type,
     aggregation)}, each sum over the units of the arm by the metric's aggregation; an arm without a
-    covariate is absent."""
+    covariate is absent. The analysis reads the outcome rows' part in its own pass instead
+    (`experiments.unit_outcomes.read`) and combines it with `covariate_arm_sums`."""
     if not metrics:
         return {}
-    by_arm, observed = covariate_sums_sql(metrics)
+    _, observed = covariate_sums_sql(metrics)
+    with connection.cursor() as cursor:
+        cursor.execute(observed, [experiment_id])
+        outcomes = {(position, variant_id): tuple(sums) for position, variant_id, *sums in cursor.fetchall()}
+    return combined_sums(metrics, covariate_arm_sums(experiment_id, metrics), outcomes)
+
+
+def covariate_arm_sums(experiment_id: int, metrics: dict[int, tuple[str, str]]) -> list[tuple]:
+    """(position, variant id, sum x, sum x^2) over the covariates by their stored arm: the first aggregate."""
+    by_arm, _ = covariate_sums_sql(metrics)
     with connection.cursor() as cursor:
         cursor.execute(by_arm, [experiment_id])
-        arms = cursor.fetchall()
-        cursor.execute(observed, [experiment_id])
-        outcomes = {(position, variant_id): sums for position, variant_id, *sums in cursor.fetchall()}
+        return cursor.fetchall()
+
+
+def combined_sums(metrics: dict[int, tuple[str, str]], arms: list[tuple],
+                  outcomes: dict[tuple[int, int], tuple]) -> dict[int, dict[int, tuple]]:
+    """`covariate_sums`' answer from the covariates' sums by arm and the outcome rows' (x, x^2, xy) sums
+    by (position, variant id): with `sum` x and x^2 are the arm's, with `mean` the observed units'."""
     sums: dict[int, dict[int, tuple]] = {position: {} for position in metrics}
     for position, variant_id, x, x2 in arms:
         x_observed, x2_observed, xy = outcomes.get((position, variant_id), (None, None, None))

@@ -35,7 +35,8 @@ from experiments.models import AnalysisResult, Experiment, InterimLook
 from experiments.services.audit import audit_record
 from experiments.services.covariates import covariate_arms_resolve
 from experiments.services.promotion import experiment_promote
-from experiments.unit_outcomes.read import analysis_data_by_metric
+from experiments.db.cuped_statistics import combined_sums, covariate_arm_sums
+from experiments.unit_outcomes.read import analysis_data_and_covariate_sums
 
 logger = logging.getLogger(__name__)
 
@@ -239,9 +240,13 @@ def _computed(experiment: Experiment) -> dict:
 
 def analysis_inputs(experiment: Experiment, plan: AnalysisPlan) -> tuple[AnalysisData, dict[str, AnalysisData]]:
     """The primary's data and every other metric's by key, as `analyze` takes them, read in the database."""
+    metrics = {position: (metric.metric_type, metric.aggregation)
+               for position, metric in enumerate((plan.primary, *plan.metrics)) if metric.cuped}
     with transaction.atomic():  # a savepoint: a failed aggregate leaves the transaction usable
-        by_position = analysis_data_by_metric(experiment)
-        by_position = _with_covariates(experiment, plan, by_position)
+        if metrics:  # the arms of the units assigned since beat's last run, from its watermark
+            covariate_arms_resolve(experiment_id=experiment.id)
+        by_position, observed = analysis_data_and_covariate_sums(experiment, frozenset(metrics))
+        by_position = _with_covariates(experiment, metrics, by_position, observed)
     others = {metric.key: by_position[position] for position, metric in enumerate(plan.metrics, start=1)}
     return by_position[0], others
 
@@ -258,15 +263,15 @@ def look_spec(experiment: Experiment, *, index: int, last: bool) -> LookSpec:
                     last=last, earlier=fractions_by_comparison([look.statistics for look in stored]))
 
 
-def _with_covariates(experiment: Experiment, plan: AnalysisPlan,
-                     by_position: dict[int, AnalysisData]) -> dict[int, AnalysisData]:
-    """Each CUPED metric's data with its arms as CovariateSummary: n and the y sums are the arm's
-    summary, the x sums come from `db.covariate_sums` (one query for every CUPED metric)."""
-    metrics = {position: (metric.metric_type, metric.aggregation)
-               for position, metric in enumerate((plan.primary, *plan.metrics)) if metric.cuped}
-    if metrics:   # the arms of the units assigned since beat's last run, from its watermark
-        covariate_arms_resolve(experiment_id=experiment.id)
-    sums = db.covariate_sums(experiment.id, metrics)
+def _with_covariates(experiment: Experiment, metrics: dict[int, tuple[str, str]],
+                     by_position: dict[int, AnalysisData],
+                     observed: dict[tuple[int, int], tuple]) -> dict[int, AnalysisData]:
+    """Each CUPED metric's data {position: (metric_type, aggregation)} with its arms as CovariateSummary:
+    n and the y sums are the arm's summary; the x sums are the covariates' by arm
+    (`covariate_arm_sums`) and the outcome rows' (`observed`, read in the summary's own pass)."""
+    if not metrics:
+        return by_position
+    sums = combined_sums(metrics, covariate_arm_sums(experiment.id, metrics), observed)
     variants = list(experiment.variants.all())
     result = dict(by_position)
     for position, by_variant in sums.items():

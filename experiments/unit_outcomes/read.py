@@ -22,6 +22,8 @@ from experiments.models import Assignment, Experiment, UnitOutcome
 ASSIGNMENTS = Assignment._meta.db_table
 OUTCOMES = UnitOutcome._meta.db_table
 EMPTY = SampleSummary(n=0, total=0.0, total_of_squares=0.0)
+# CUPED's sums over the outcome rows' covariates: {(position, variant id): (sum x, sum x^2, sum x*y)}.
+CovariateSums = dict[tuple[int, int], tuple]
 NO_PAIRS = PairedSummary(n=0, champion_total=0.0, champion_total_of_squares=0.0, challenger_total=0.0,
                          challenger_total_of_squares=0.0, cross_total=0.0)
 
@@ -60,24 +62,34 @@ def _fetch(sql: str, params: list) -> list[tuple]:
         return cursor.fetchall()
 
 
-def ab_summaries(experiment: Experiment, metrics: list[MetricSource]) -> tuple[
-        dict[int, dict[int, SampleSummary]], dict[int, int], dict[int, dict[int, int]]]:
+def ab_summaries(
+    experiment: Experiment, metrics: list[MetricSource], cuped: frozenset[int] = frozenset()
+) -> tuple[dict[int, dict[int, SampleSummary]], dict[int, int], dict[int, dict[int, int]], CovariateSums]:
     """Per metric position and variant id: the per-unit summary; the assigned count per variant;
-    per `mean` metric and variant, the assigned units without an observation of it."""
+    per `mean` metric and variant, the assigned units without an observation of it; and, for the
+    CUPED positions `cuped`, {(position, variant id): (sum x, sum x^2, sum x*y)} over the outcome rows'
+    covariates, in the same pass (`experiments.db.cuped_statistics.combined_sums` takes them)."""
     assigned = dict(_fetch(
         f"SELECT variant_id, COUNT(*) FROM {ASSIGNMENTS} WHERE experiment_id = %s GROUP BY variant_id",
         [experiment.id],
     ))
     value = _unit_value(metrics, "total", "count", paired=False)
     sums: dict[int, dict[int, tuple]] = {m.position: {} for m in metrics}
-    for position, variant_id, units, total, squares in _fetch(
-        f"SELECT metric_position, variant_id, COUNT(*), SUM(v), SUM(v * v) FROM (SELECT metric_position, "
-        f"variant_id, {value} AS v FROM {OUTCOMES} WHERE experiment_id = %s) AS per_unit "
+    # CUPED's x sums ride along in this one pass over the outcome rows: reading them in a second pass
+    # cost about 2 s at 10M observations (bench/README.md, CUPED). Without CUPED the query is as before.
+    covariate_sums = ", SUM(x), SUM(x * x), SUM(x * v)" if cuped else ""
+    covariate = ", covariate AS x" if cuped else ""
+    observed: CovariateSums = {}
+    for position, variant_id, units, total, squares, *x_sums in _fetch(
+        f"SELECT metric_position, variant_id, COUNT(*), SUM(v), SUM(v * v){covariate_sums} FROM (SELECT "
+        f"metric_position, variant_id, {value} AS v{covariate} FROM {OUTCOMES} WHERE experiment_id = %s) AS per_unit "
         "GROUP BY metric_position, variant_id",
         [experiment.id],
     ):
         if position in sums:
             sums[position][variant_id] = (units, float(total), float(squares))
+        if position in cuped:
+            observed[(position, variant_id)] = tuple(x_sums)
     summaries, missing = {}, {}
     for metric in metrics:
         rows = sums[metric.position]
@@ -87,7 +99,7 @@ def ab_summaries(experiment: Experiment, metrics: list[MetricSource]) -> tuple[
         else:
             summaries[metric.position] = {v: SampleSummary(n, *rows.get(v, (0, 0.0, 0.0))[1:])
                                           for v, n in assigned.items()}
-    return summaries, assigned, missing
+    return summaries, assigned, missing, observed
 
 
 def paired_summaries(experiment: Experiment, metrics: list[MetricSource], champion_id: int,
@@ -148,6 +160,12 @@ def analysis_data_by_metric(experiment: Experiment) -> dict[int, AnalysisData]:
 
     The incomplete pairs (a check, so the primary's) are counted for position 0 only.
     """
+    return analysis_data_and_covariate_sums(experiment)[0]
+
+
+def analysis_data_and_covariate_sums(experiment: Experiment, cuped: frozenset[int] = frozenset()) -> tuple[
+        dict[int, AnalysisData], CovariateSums]:
+    """`analysis_data_by_metric`, and the outcome rows' CUPED sums of the positions `cuped` (ab only)."""
     variants = list(experiment.variants.all())
     metrics = metric_sources(experiment)
     if experiment.design == Design.CHAMPION_CHALLENGER:
@@ -158,14 +176,14 @@ def analysis_data_by_metric(experiment: Experiment) -> dict[int, AnalysisData]:
             arms={v.key: arms[m.position][v.id] for v in variants},
             pairs={v.key: pairs[m.position][v.id] for v in variants if not v.is_control},
             incomplete_pairs=incomplete if m.position == 0 else 0,
-        ) for m in metrics}
-    arms, assigned, missing = ab_summaries(experiment, metrics)
+        ) for m in metrics}, {}
+    arms, assigned, missing, observed = ab_summaries(experiment, metrics, cuped)
     return {m.position: AnalysisData(
         arms={v.key: arms[m.position].get(v.id, EMPTY) for v in variants},
         assigned={v.key: assigned.get(v.id, 0) for v in variants},
         without_observations={v.key: missing[m.position].get(v.id, 0) for v in variants} if m.position in missing
         else {},
-    ) for m in metrics}
+    ) for m in metrics}, observed
 
 
 def analysis_data(experiment: Experiment) -> AnalysisData:

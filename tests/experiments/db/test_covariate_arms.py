@@ -17,6 +17,7 @@ from experiments.choices import Aggregation, MetricType
 from experiments.db import covariates as covariate_storage
 from experiments.db import covariate_sums, portable
 from experiments.db.covariate_arms import SETTLED
+from experiments.db.cuped_statistics import combined_sums, covariate_arm_sums
 from experiments.models import Assignment, Covariate, Experiment, Metric, UnitOutcome
 from experiments.observation_input import ItemErrors, ObservationRow
 from experiments.services.assignment import assignments_for_units
@@ -25,6 +26,7 @@ from experiments.services.covariates import (CovariateRow, covariate_arms_resolv
 from experiments.services.csv_import import observations_import_csv
 from experiments.services.ingestion import observations_ingest
 from experiments.services.lifecycle import experiment_start
+from experiments.unit_outcomes.read import analysis_data_and_covariate_sums
 from experiments.unit_outcomes.write import pairings, unit_outcomes_rebuild
 from tests.experiments.db import on_postgresql
 from tests.factories import ExperimentFactory
@@ -76,12 +78,16 @@ def assert_as_joined(experiment: Experiment) -> None:
         (o.metric_position, o.unit): getattr(covariates.get((o.metric_position, o.unit)), "value", None)
         for o in outcomes}
     expected, actual = joined_sums(experiment.id), covariate_sums(experiment.id, CUPED)
+    # What the analysis reads: the outcome rows' sums from the summary's own pass, with the arms' sums.
+    _, observed = analysis_data_and_covariate_sums(experiment, frozenset(CUPED))
+    analysed = combined_sums(CUPED, covariate_arm_sums(experiment.id, CUPED), observed)
     # The same terms; the order a plan adds them in may differ, hence approx (values here are exact anyway).
-    assert actual.keys() == expected.keys()
-    for position in expected:
-        assert actual[position].keys() == expected[position].keys()
-        for variant_id, sums in expected[position].items():
-            assert actual[position][variant_id] == pytest.approx(sums, rel=1e-12)
+    for computed in (actual, analysed):
+        assert computed.keys() == expected.keys()
+        for position in expected:
+            assert computed[position].keys() == expected[position].keys()
+            for variant_id, sums in expected[position].items():
+                assert computed[position][variant_id] == pytest.approx(sums, rel=1e-12)
     assert any(expected[position] for position in expected), "the scenario must have covariates of assigned units"
 
 
