@@ -107,11 +107,15 @@ def fractions_by_comparison(looks_statistics: list[list[Mapping]]) -> dict[str, 
     return {key: tuple(values) for key, values in earlier.items()}
 
 
+def two_sided(plan: AnalysisPlan, metric: MetricPlan) -> bool:
+    """Whether a comparison is tested on both sides: a two-sided plan's, except a guardrail's (one-sided)."""
+    return plan.alternative == PlanAlternative.TWO_SIDED and metric.role != MetricRole.GUARDRAIL
+
+
 def side_alpha(plan: AnalysisPlan, metric: MetricPlan) -> float:
-    """The level a of the side a comparison is tested on: alpha/k, two-sided alpha/(2k) (guardrails one-sided)."""
+    """The level a of the side a comparison is tested on: alpha/k, two-sided alpha/(2k)."""
     k = len(plan.challengers)
-    two_sided = plan.alternative == PlanAlternative.TWO_SIDED and metric.role != MetricRole.GUARDRAIL
-    return plan.alpha / (2 * k) if two_sided else plan.alpha / k
+    return plan.alpha / (2 * k) if two_sided(plan, metric) else plan.alpha / k
 
 
 @lru_cache(maxsize=4096)
@@ -246,11 +250,11 @@ def _sequential_comparison(plan: AnalysisPlan, metric: MetricPlan, data: Analysi
         z = sign * (effect - null_value(metric.margin, metric.direction)) / se
     else:
         z = sign * effect / se
-    two_sided = plan.alternative == PlanAlternative.TWO_SIDED and not guardrail
-    crossed = CROSSED_PREFERRED if z > b else (CROSSED_HARMFUL if two_sided and z < -b else None)
-    nominal_alpha = (2 if two_sided else 1) * float(stats.norm.sf(b)) if math.isfinite(b) else 0.0
-    nominal_p = float(2 * stats.norm.sf(abs(z))) if two_sided else float(stats.norm.sf(z))
-    if two_sided:
+    both = two_sided(plan, metric)
+    crossed = CROSSED_PREFERRED if z > b else (CROSSED_HARMFUL if both and z < -b else None)
+    nominal_alpha = (2 if both else 1) * float(stats.norm.sf(b))  # 0 for an infinite boundary
+    nominal_p = float(2 * stats.norm.sf(abs(z))) if both else float(stats.norm.sf(z))
+    if both:
         low, high = (effect - b * se, effect + b * se) if math.isfinite(b) else (None, None)
     elif not math.isfinite(b):
         low = high = None

@@ -53,7 +53,8 @@ _ORDER = 'ORDER BY stored.unit COLLATE "C", stored.metric_position, pairing.targ
 _ORDER_WITH_COVARIATES = 'ORDER BY summed.unit COLLATE "C", summed.metric, summed.target'
 
 
-def _columns(covariates: bool) -> str:
+def outcome_columns(covariates: bool) -> str:
+    """The `UnitOutcome` columns the rows of `add_from_sql` and `summed_rows_sql` fill, in order."""
     return f"{COLUMNS}, covariate" if covariates else COLUMNS
 
 
@@ -64,7 +65,7 @@ def add_from_sql(source: str, pairing: list[Pairing], *, covariates: bool = Fals
     was first stored, or since by covariate ingestion).
     """
     order = _ORDER_WITH_COVARIATES if covariates else _ORDER
-    return (f"INSERT INTO {TABLE} ({_columns(covariates)}) {summed_select_sql(source, pairing, covariates=covariates)} "
+    return (f"INSERT INTO {TABLE} ({outcome_columns(covariates)}) {summed_select_sql(source, pairing, covariates=covariates)} "
             f"{order} {ADD_ON_CONFLICT}")
 
 
@@ -78,11 +79,6 @@ def summed_rows_sql(source: str, pairing: list[Pairing], *, covariates: bool = F
             f"AS summed ({SUMMED}{', covariate' if covariates else ''})")
 
 
-def outcome_columns(covariates: bool) -> str:
-    """The `UnitOutcome` columns the rows of `summed_rows_sql` fill, in order."""
-    return _columns(covariates)
-
-
 def rebuild_unit_outcomes(experiment_id: int, pairing: list[Pairing], *, covariates: bool = False) -> int:
     """Recompute the experiment's unit outcomes from its stored observations (and, with `covariates`,
     their units' covariates); returns the row count."""
@@ -91,6 +87,6 @@ def rebuild_unit_outcomes(experiment_id: int, pairing: list[Pairing], *, covaria
         cursor.execute(f"DELETE FROM {TABLE} WHERE experiment_id = %(experiment_id)s", params)
         source = (f"(SELECT metric_position, unit, variant_id, value FROM {OBSERVATIONS} "
                   "WHERE experiment_id = %(experiment_id)s)")
-        cursor.execute(f"INSERT INTO {TABLE} ({_columns(covariates)}) "
+        cursor.execute(f"INSERT INTO {TABLE} ({outcome_columns(covariates)}) "
                        f"{summed_select_sql(source, pairing, covariates=covariates)}", params)
         return cursor.rowcount

@@ -22,7 +22,7 @@ from analysis.power import (
 from analysis.cuped import cuped_effect_size
 from analysis.registry import hypothesis_test_name, non_inferiority_test_name, preregistered_test
 from analysis.sequential import inflation_factor
-from experiments.choices import Alternative, MetricRole
+from experiments.choices import Alternative, MetricRole, Spending
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,11 @@ def planned_looks(definition: dict[str, Any]) -> list[float]:
     return list(definition.get("looks") or [1.0])
 
 
+def planned_spending(definition: dict[str, Any]) -> str:
+    """The definition's alpha-spending function (the model's default when not given)."""
+    return definition.get("spending") or Spending.OBRIEN_FLEMING.value
+
+
 def has_interim_looks(definition: dict[str, Any]) -> bool:
     return len(planned_looks(definition)) > 1
 
@@ -80,7 +85,7 @@ def looks_side_alpha(definition: dict[str, Any], *, one_sided: bool = False) -> 
 
 def test_inflation(definition: dict[str, Any], power: float, *, guardrail: bool = False) -> float:
     """The inflation factor of the maximum sample over the fixed design's, at the test's level and power."""
-    return inflation_factor(planned_looks(definition), definition.get("spending") or "obrien_fleming",
+    return inflation_factor(planned_looks(definition), planned_spending(definition),
                             looks_side_alpha(definition, one_sided=guardrail), power)
 
 

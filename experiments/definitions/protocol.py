@@ -6,13 +6,11 @@ import math
 from datetime import datetime
 from typing import Any
 
-from scipy import stats
-
 from analysis.pipeline import hypothesis_test_name
 from analysis.power import PowerPlan
 from analysis.registry import preregistered_test
-from analysis.sequential import efficacy_boundaries
-from experiments.choices import Aggregation, MetricRole
+from analysis.sequential import efficacy_boundaries, nominal_alphas
+from experiments.choices import Aggregation, Alternative, MetricRole
 from experiments.definitions.durations import iso_duration
 from experiments.definitions.fields import default_metric_key
 from experiments.definitions.planning import (
@@ -21,6 +19,7 @@ from experiments.definitions.planning import (
     has_interim_looks,
     looks_side_alpha,
     planned_looks,
+    planned_spending,
     sample_plan,
 )
 
@@ -86,16 +85,16 @@ def protocol_looks(definition: dict[str, Any], plan: SamplePlan, *, started_at: 
     infinite boundary: null here, nominal alpha 0. `at` is None before the start (the preview).
     """
     fractions = planned_looks(definition)
-    spending = definition.get("spending") or "obrien_fleming"
+    spending = planned_spending(definition)
     boundaries = efficacy_boundaries(fractions, spending, looks_side_alpha(definition))
-    sides = 2 if definition["alternative"] == "two-sided" else 1
+    sides = 2 if definition["alternative"] == Alternative.TWO_SIDED else 1
     looks = []
-    for index, (fraction, boundary) in enumerate(zip(fractions, boundaries), start=1):
+    for index, (fraction, boundary, side_alpha) in enumerate(
+            zip(fractions, boundaries, nominal_alphas(boundaries)), start=1):
         at = (started_at + fraction * definition["duration"] + definition["grace_period"]) if started_at else None
-        finite = math.isfinite(boundary)
+        finite = math.isfinite(boundary)  # 1 - Phi(+inf) = 0: a look that cannot reject
         looks.append({"index": index, "fraction": fraction, "at": at.isoformat() if at else None,
-                      "boundary": boundary if finite else None,
-                      "nominal_alpha": sides * float(stats.norm.sf(boundary)) if finite else 0.0})
+                      "boundary": boundary if finite else None, "nominal_alpha": sides * side_alpha})
     return {"looks": looks, "spending": spending, "inflation_factor": plan.inflation_factor,
             "fixed_sample_size_per_variant": plan.fixed_sample_size_per_variant}
 
