@@ -53,42 +53,34 @@ def paired_sql(conn: psycopg.Connection, experiment_id: int, statements: list[tu
 # -- EXPLAIN --------------------------------------------------------------------------------------
 
 def explain_application_queries(experiment_id: int) -> list[tuple[str, list, dict]]:
-    """EXPLAIN (ANALYZE, BUFFERS) of every summary query analysis_data runs (and each CUPED metric's
-    covariate sums), under the analysis's
-    work_mem. Each such query is run once, as EXPLAIN ANALYZE, and replaced by a LIMIT 0 version
-    of itself so that no query runs twice (the summaries then come out empty, which is ignored)."""
+    """EXPLAIN (ANALYZE, BUFFERS) of every query on the data tables that the analysis's reading
+    (`analysis_inputs`: the CUPED resolver's catch-up UPDATE, the summaries, the covariates' sums)
+    runs, under the analysis's work_mem. Each runs twice, as EXPLAIN ANALYZE and then for real (the
+    code goes on with its answer), which the resolver's UPDATE allows: it only sets arms still empty,
+    so the second run finds nothing."""
     from django.conf import settings
     from django.db import connection, transaction
 
-    from experiments import db
     from experiments.models import Experiment
-    from experiments.services.analysis import analysis_plan
-    from experiments.unit_outcomes.read import analysis_data
+    from experiments.services.analysis import analysis_inputs, analysis_plan
 
     captured = []
 
     def explain(execute, sql, params, many, context):
         summary = OUTCOMES in sql or ASSIGNMENTS in sql or COVARIATES in sql
-        if summary and sql.lstrip().upper().startswith(("WITH", "SELECT")):
+        verb = sql.lstrip().upper()
+        if summary and verb.startswith(("WITH", "SELECT", "UPDATE")):
             context["cursor"].execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, params)
             plan = context["cursor"].fetchone()[0]
             kept = params if isinstance(params, dict) else list(params or [])
             captured.append((sql, kept, json.loads(plan) if isinstance(plan, str) else plan))
-            return execute(f"SELECT * FROM ({sql}) AS explained LIMIT 0", params, many, context)
         return execute(sql, params, many, context)
 
     experiment = Experiment.objects.get(pk=experiment_id)
     with transaction.atomic(), connection.execute_wrapper(explain):
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL work_mem = %s", [settings.ANALYSIS_WORK_MEM])
-        try:
-            analysis_data(experiment)
-        except (ValueError, TypeError, KeyError, IndexError, StopIteration):
-            pass   # fewer rows than the code expects: the queries ran (as EXPLAIN) all the same
-        plan = analysis_plan(experiment)
-        db.covariate_sums(experiment.id, {position: (metric.metric_type, metric.aggregation)  # issue 14
-                                          for position, metric in enumerate((plan.primary, *plan.metrics))
-                                          if metric.cuped})
+        analysis_inputs(experiment, analysis_plan(experiment))
     return captured
 
 

@@ -87,9 +87,14 @@ def covariate_of_outcomes_sql(source: str) -> str:
             "AND o.unit = new.unit")
 
 
-def resolve_arms(experiment_id: int, watermark: int, now: datetime) -> tuple[int, int]:
+def resolve_arms(experiment_id: int, positions: list[int], watermark: int, now: datetime) -> tuple[int, int]:
     """Give its arm to every covariate without one whose unit was assigned after `watermark`; returns
     (covariates resolved, the new watermark: the last assignment id assigned before `now - SETTLED`).
+
+    `positions`: the experiment's metric positions. Naming them lets the covariates' primary key
+    (experiment, metric, unit) be probed once per new assignment: without them PostgreSQL scanned
+    every covariate of the experiment on each run, even with nothing to resolve (1.6 s at 12.75M
+    covariates, on every beat run and every analysis; bench/README.md, CUPED).
 
     Within the caller's transaction, which must store the watermark. Plain SQL that PostgreSQL and
     SQLite both run (UPDATE ... FROM).
@@ -104,7 +109,9 @@ def resolve_arms(experiment_id: int, watermark: int, now: datetime) -> tuple[int
         cursor.execute(
             f"UPDATE {COVARIATES} SET variant_id = a.variant_id FROM {ASSIGNMENTS} AS a "
             f"WHERE a.experiment_id = %(experiment_id)s AND a.id > %(watermark)s "
-            f"AND {COVARIATES}.experiment_id = %(experiment_id)s AND {COVARIATES}.unit = a.unit "
+            f"AND {COVARIATES}.experiment_id = %(experiment_id)s "
+            f"AND {COVARIATES}.metric_position IN ({', '.join(str(int(p)) for p in positions)}) "
+            f"AND {COVARIATES}.unit = a.unit "
             f"AND {COVARIATES}.variant_id IS NULL", params)
         resolved = cursor.rowcount
     return resolved, max(watermark, settled or 0)

@@ -19,7 +19,7 @@ bench/README.md, CUPED). `JOINED_SQL` in tests/experiments/db/test_covariate_arm
 former query as the reference these sums must equal. The analysis itself reads the outcome rows'
 sums in the pass `unit_outcomes.read` already makes over those rows (`ab_summaries` with the CUPED
 positions) and combines them with `covariate_arm_sums` (`combined_sums`): the outcome rows are
-read once. `covariate_sums` runs both aggregates on its own (tests, bench/analysis_sql.py).
+read once. `covariate_sums` runs both aggregates on its own (tests).
 Plain SQL that PostgreSQL and SQLite both run: both engine modules re-export `covariate_sums`.
 """
 

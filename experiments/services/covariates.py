@@ -194,11 +194,15 @@ def covariate_arms_resolve(*, experiment_id: int, now: datetime | None = None) -
 
     Run by beat for every running CUPED experiment, and by the analysis for the remainder.
     """
-    watermark = (Experiment.objects.filter(pk=experiment_id)
-                 .values_list("covariate_arms_through", flat=True).first())
-    if watermark is None:
+    experiment = Experiment.objects.filter(pk=experiment_id).only("covariate_arms_through", "metric_key",
+                                                                  "cuped").first()
+    if experiment is None:
         return 0
-    resolved, through = resolve_arms(experiment_id, watermark, now or timezone.now())
+    # Every metric's position, not only those with `cuped` now: a draft's flag may have been turned
+    # off and on again since its covariates were stored.
+    positions = [position for position, _ in covariate_metrics(experiment).values()]
+    resolved, through = resolve_arms(experiment_id, positions, experiment.covariate_arms_through,
+                                     now or timezone.now())
     # Conditional: a concurrent run (the analysis, the beat) may have moved it further already.
     Experiment.objects.filter(pk=experiment_id, covariate_arms_through__lt=through).update(
         covariate_arms_through=through)

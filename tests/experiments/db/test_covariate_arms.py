@@ -6,11 +6,13 @@ equal to the former query, kept here as JOINED_SQL (the covariates joined to the
 and outcomes at analysis time): a path that misses a row makes these tests fail.
 """
 
+import re
 import threading
 from datetime import timedelta
 
 import pytest
 from django.db import connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from experiments.choices import Aggregation, MetricType
@@ -342,3 +344,31 @@ def test_a_covariate_batch_and_an_observation_batch_committing_together_leave_th
 
     assert not any(isinstance(result, BaseException) for result in results.values()), results
     assert UnitOutcome.objects.get(experiment=experiment, metric_position=1, unit="u0").covariate == 2.5
+
+
+@on_postgresql
+def test_the_resolver_probes_the_covariates_key_once_per_new_assignment(tmp_path):
+    """Naming the metric positions lets the UPDATE look each new assignment's covariates up by the
+    covariates' primary key; without them every beat run read all of the experiment's covariates."""
+    experiment = cuped_experiment()
+    store_covariates(experiment, "rest", tmp_path)
+    experiment = started(experiment)
+    assign(experiment, UNITS[:-1])
+    covariate_arms_resolve(experiment_id=experiment.id, now=timezone.now() + SETTLED + timedelta(seconds=1))
+    assign(experiment, UNITS[-1:])   # the one assignment past the watermark
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {Covariate._meta.db_table}, {Assignment._meta.db_table}")
+    with CaptureQueriesContext(connection) as queries:
+        assert covariate_arms_resolve(experiment_id=experiment.id) == Covariate.objects.filter(
+            experiment=experiment, unit=UNITS[-1]).count() > 0
+    (update,) = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE experiments_covariate")]
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Tiny test tables would be read whole; the question is whether the key can answer.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"EXPLAIN {update}")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+
+    probe = re.search(r"Index Scan (?:using|on) experiments_covariate_pkey[^\n]*\n\s*Index Cond: ([^\n]*)", plan)
+    assert probe, plan
+    assert "metric_position = ANY" in probe[1] and "unit" in probe[1], plan
