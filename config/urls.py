@@ -7,6 +7,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from experiments.api.middleware import api_error_view
 from experiments.health import healthz, liveness, readiness
 
+# The admin's modules register here, not at start-up (config/admin_app.py).
+admin.autodiscover()
+
 urlpatterns = [
     path("api/v1/", include("experiments.api.urls")),  # first: the serving endpoints' requests
     path("admin/", admin.site.urls),
