@@ -67,7 +67,8 @@ def test_setup_demo_runs_a_finished_multi_metric_example_whose_guardrail_holds_t
     latency = document["metrics"][2]["comparisons"][0]
     assert primary["significant"] and primary["effect"] > 0      # green converts better ...
     assert not latency["non_inferior"]                            # ... but the page got slower than allowed
-    assert document["decision"]["outcome"] == "keep" and "page_latency_ms" in document["decision"]["reason"], document["decision"]
+    decision = document["decision"]
+    assert decision["outcome"] == "keep" and "page_latency_ms" in decision["reason"], decision
 
 
 @pytest.mark.django_db
