@@ -23,6 +23,7 @@ os.chdir(ROOT)
 
 import psycopg  # noqa: E402
 
+from bench.analysis import _reset  # noqa: E402
 from bench.common import server_env  # noqa: E402
 
 URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_cuped")
@@ -39,8 +40,7 @@ def main() -> None:
     with psycopg.connect(URL, autocommit=True) as conn:
         (experiment_id,) = conn.execute(
             "SELECT id FROM experiments_experiment WHERE key LIKE 'bench-cuped-%' ORDER BY id DESC").fetchone()
-        conn.execute("TRUNCATE experiments_analysisresult")
-        conn.execute("UPDATE experiments_experiment SET status = 'analyzing' WHERE id = %s", [experiment_id])
+        _reset(conn, experiment_id)
 
     statements = []
 
